@@ -1,0 +1,74 @@
+use std::time::Duration;
+
+use opentelemetry::{global, trace::TracerProvider as _};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{SdkTracer, SdkTracerProvider},
+};
+
+use crate::TelemetryError;
+
+/// How long shutdown may spend flushing the last spans. Bounded so that an unreachable
+/// collector cannot keep a terminating pod alive past its grace period.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Keeps the tracer provider alive and flushes it on [`TracesGuard::shutdown`].
+///
+/// Dropping the guard is not enough: the tracing layer holds its own clone of the provider,
+/// so the batch of spans still in memory would be lost. `main` calls `shutdown` after the
+/// last task has finished.
+#[derive(Debug)]
+pub struct TracesGuard {
+    provider: SdkTracerProvider,
+}
+
+impl TracesGuard {
+    /// Exports the spans still buffered and stops the exporter. Blocking: call it through
+    /// `tokio::task::spawn_blocking`, never on a runtime worker.
+    pub fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
+            // Logging is the only thing left to do; the process is exiting anyway.
+            tracing::warn!(error = %error, "could not flush traces at shutdown");
+        }
+    }
+}
+
+/// Builds the tracer provider and installs it, and the W3C propagator, globally.
+///
+/// The global propagator matters: its default is a no-op, and without this call no
+/// `traceparent` would ever be injected into HTTP responses or AMQP headers.
+pub(crate) fn init(service_name: &'static str) -> Result<(TracesGuard, SdkTracer), TelemetryError> {
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    if exporting_enabled() {
+        // No endpoint or protocol in code: the exporter reads OTEL_EXPORTER_OTLP_* itself.
+        // Only http/protobuf is compiled in (see docs/decisions on why not gRPC).
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(service_name);
+    Ok((TracesGuard { provider }, tracer))
+}
+
+/// `OTEL_SERVICE_NAME` wins when set; `with_service_name` would override it, so the
+/// fallback is only applied when the variable is absent.
+fn resource(service_name: &'static str) -> Resource {
+    let builder = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        builder.build()
+    } else {
+        builder.with_service_name(service_name).build()
+    }
+}
+
+/// The specification's switches for turning export off. Spans are still created (the
+/// trace ids in logs and `traceresponse` headers need them), they are just not sent.
+fn exporting_enabled() -> bool {
+    let var = |name| std::env::var(name).unwrap_or_default().to_ascii_lowercase();
+    var("OTEL_SDK_DISABLED") != "true" && var("OTEL_TRACES_EXPORTER") != "none"
+}

@@ -1,1 +1,4 @@
 //! stub
+pub mod otlp_sink;
+pub mod smtp_sink;
+pub mod tcp_proxy;

@@ -1,0 +1,97 @@
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::{Connection, ConnectionProperties, types::LongString};
+use tokio_util::sync::CancellationToken;
+
+use crate::MessagingError;
+
+/// Whether a service currently has a working broker connection; `/readyz` reads it.
+/// Cloning shares the flag.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerStatus(Arc<AtomicBool>);
+
+impl BrokerStatus {
+    /// True while a session runs on an open connection.
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, connected: bool) {
+        self.0.store(connected, Ordering::Relaxed);
+    }
+}
+
+/// Opens one connection, named so that it can be told apart in the management UI.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, MessagingError> {
+    let properties =
+        ConnectionProperties::default().with_connection_name(LongString::from(name));
+    Ok(Connection::connect(url, properties).await?)
+}
+
+/// Runs `session` on a fresh connection, again and again, until `shutdown` is cancelled.
+///
+/// This is the reconnect loop of every broker user in the system. A session returns when
+/// its connection fails (it must not swallow broker errors); the loop then waits with
+/// exponential backoff (capped at 10 s, reset after a session that ran a while) and starts
+/// over with a new connection, so the session re-declares its topology and re-subscribes.
+/// lapin's own auto-recovery is left off: one explicit loop is easier to reason about and
+/// to test by cutting connections.
+pub async fn supervise<S, Fut>(
+    url: &str,
+    name: &str,
+    status: &BrokerStatus,
+    shutdown: &CancellationToken,
+    mut session: S,
+) where
+    S: FnMut(Connection) -> Fut,
+    Fut: Future<Output = Result<(), MessagingError>>,
+{
+    let mut delays = backoff();
+    while !shutdown.is_cancelled() {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return,
+            connection = connect(url, name) => match connection {
+                Ok(connection) => {
+                    status.set(true);
+                    tracing::info!(connection = name, "connected to the broker");
+                    let started = tokio::time::Instant::now();
+                    let result = session(connection).await;
+                    status.set(false);
+                    if started.elapsed() > Duration::from_secs(30) {
+                        delays = backoff();
+                    }
+                    result
+                }
+                Err(error) => Err(error),
+            },
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(connection = name, error = %error, retry_in = ?delay, "broker session ended");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

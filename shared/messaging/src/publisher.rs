@@ -1,0 +1,113 @@
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel,
+    options::BasicPublishOptions,
+    Confirmation,
+    types::{FieldTable, ShortString},
+};
+
+use crate::MessagingError;
+
+/// How long to wait for the broker's confirm before treating the outcome as unknown.
+/// The caller then publishes again later; consumers deduplicate, so "unknown" is safe.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// AMQP delivery mode 2: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+
+/// A message ready to publish: an encoded envelope plus the attributes that are also
+/// copied into the AMQP properties, so routing, tracing and inspection work without
+/// parsing the body.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// The event id; becomes the AMQP `message_id`.
+    pub message_id: String,
+    /// The event type; becomes the AMQP `type` property.
+    pub event_type: String,
+    /// Ties together the messages of one business flow; the aggregate id here.
+    pub correlation_id: String,
+    /// The producing service; becomes the AMQP `app_id`.
+    pub source: String,
+    /// Event time in seconds since the epoch; becomes the AMQP `timestamp`.
+    pub timestamp: u64,
+    /// Headers, including `traceparent`.
+    pub headers: FieldTable,
+    /// The JSON envelope.
+    pub body: Vec<u8>,
+}
+
+impl OutgoingMessage {
+    fn properties(&self) -> BasicProperties {
+        BasicProperties::default()
+            .with_message_id(ShortString::from(self.message_id.as_str()))
+            .with_type(ShortString::from(self.event_type.as_str()))
+            .with_correlation_id(ShortString::from(self.correlation_id.as_str()))
+            .with_app_id(ShortString::from(self.source.as_str()))
+            .with_content_type(ShortString::from(events::envelope::CONTENT_TYPE))
+            .with_timestamp(self.timestamp)
+            .with_delivery_mode(PERSISTENT)
+            .with_headers(self.headers.clone())
+    }
+}
+
+/// Publishes one message and waits for the broker's confirm. The channel must be in
+/// confirm mode (see [`confirm_channel`]).
+///
+/// `Ok` means a queue has the message durably. Every other outcome is an error, and the
+/// caller must assume the message was not delivered.
+pub async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message: &OutgoingMessage,
+) -> Result<(), MessagingError> {
+    publish_raw(channel, exchange, routing_key, &message.body, message.properties(), &message.message_id).await
+}
+
+/// Publishes bytes with ready-made properties and waits for the confirm. Used to forward a
+/// received message (to a delay queue, the DLQ, or back to its queue) keeping its properties.
+pub async fn publish_raw(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    message_id: &str,
+) -> Result<(), MessagingError> {
+    let options = BasicPublishOptions {
+        // Unroutable messages come back instead of vanishing.
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = channel
+        .basic_publish(exchange.into(), routing_key.into(), options, body, properties)
+        .await?;
+    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+        .await
+        .map_err(|_| MessagingError::ConfirmTimeout {
+            message_id: message_id.to_owned(),
+            timeout: CONFIRM_TIMEOUT,
+        })??;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+            Err(MessagingError::Unroutable {
+                message_id: message_id.to_owned(),
+                reply: returned.reply_text.to_string(),
+            })
+        }
+        Confirmation::Nack(None) | Confirmation::NotRequested => Err(MessagingError::Nacked {
+            message_id: message_id.to_owned(),
+        }),
+    }
+}
+
+/// Opens a channel in publisher-confirm mode.
+pub async fn confirm_channel(connection: &lapin::Connection) -> Result<Channel, MessagingError> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}

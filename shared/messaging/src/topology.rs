@@ -1,0 +1,197 @@
+use std::time::Duration;
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+use crate::{MessagingError, retry::RetryPolicy};
+
+/// The exchange every event is published to.
+pub const EXCHANGE: &str = "users";
+
+/// After this many deliveries of one message without an ack (the consumer crashed or was
+/// killed each time), the broker moves it to the dead-letter queue on its own. A guard
+/// against a message that crashes its consumer; our own retries do not count here because
+/// each retry is a new message.
+const DELIVERY_LIMIT: i64 = 20;
+
+/// Names of the broker objects, with an optional prefix.
+///
+/// The prefix exists for tests: each test gets its own exchange and queues on the shared
+/// broker, so tests run in parallel without seeing each other's messages. Users leave it
+/// empty and get the names in the design (`users`, `email.user-registered`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    /// A topology whose names all start with `prefix` (may be empty).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The topic exchange events are published to.
+    pub fn exchange(&self) -> String {
+        format!("{}{EXCHANGE}", self.prefix)
+    }
+
+    /// A consumer's work queue, e.g. `email.user-registered`.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Declares the exchange. Idempotent: declaring what exists with the same arguments is
+    /// a no-op, so every service does it at start instead of relying on deploy order.
+    pub async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
+        let options = ExchangeDeclareOptions {
+            // Survives a broker restart.
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Topic,
+                options,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Declares a consumer's work queue bound to `routing_key`, its dead-letter queue and
+    /// one delay queue per retry delay. Returns the names.
+    pub async fn declare_consumer_queues(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        routing_key: &str,
+        retry: &RetryPolicy,
+    ) -> Result<QueueNames, MessagingError> {
+        self.declare_exchange(channel).await?;
+        let names = QueueNames::new(self.queue(queue));
+        declare_quorum(channel, &names.dead_letter, FieldTable::default()).await?;
+        declare_quorum(channel, &names.work, work_queue_arguments(&names)).await?;
+        channel
+            .queue_bind(
+                names.work.as_str().into(),
+                self.exchange().into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        for delay in retry.delays() {
+            let delay_queue = names.delay_queue(*delay);
+            declare_quorum(channel, &delay_queue, delay_queue_arguments(&names.work, *delay))
+                .await?;
+        }
+        Ok(names)
+    }
+}
+
+/// The queues that belong to one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNames {
+    /// Where the consumer reads from.
+    pub work: String,
+    /// Where messages that will never succeed wait for a person: `<work>.dlq`.
+    pub dead_letter: String,
+}
+
+impl QueueNames {
+    fn new(work: String) -> Self {
+        let dead_letter = format!("{work}.dlq");
+        Self { work, dead_letter }
+    }
+
+    /// The delay queue for one backoff step, e.g. `email.user-registered.delay.2000ms`.
+    /// The delay is in the name because a queue's TTL cannot change once declared: a new
+    /// schedule gets new queues instead of a declaration error.
+    pub fn delay_queue(&self, delay: Duration) -> String {
+        format!("{}.delay.{}ms", self.work, delay.as_millis())
+    }
+}
+
+/// Quorum queues: replicated on a cluster, durable on a single node, and the queue type
+/// RabbitMQ recommends for data that must not be lost.
+async fn declare_quorum(
+    channel: &Channel,
+    name: &str,
+    mut arguments: FieldTable,
+) -> Result<(), MessagingError> {
+    arguments.insert("x-queue-type".into(), long_string("quorum"));
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await?;
+    Ok(())
+}
+
+/// A message the broker gives up on (see [`DELIVERY_LIMIT`]) goes to the DLQ, not away.
+fn work_queue_arguments(names: &QueueNames) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+    arguments.insert("x-dead-letter-exchange".into(), long_string(""));
+    arguments.insert(
+        "x-dead-letter-routing-key".into(),
+        long_string(&names.dead_letter),
+    );
+    arguments
+}
+
+/// Messages wait out the TTL, then the broker dead-letters them through the default
+/// exchange straight back into the work queue. `at-least-once` dead-lettering (with
+/// `reject-publish`, which it requires) keeps a message until the work queue confirmed it.
+fn delay_queue_arguments(work_queue: &str, delay: Duration) -> FieldTable {
+    let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    arguments.insert("x-dead-letter-exchange".into(), long_string(""));
+    arguments.insert("x-dead-letter-routing-key".into(), long_string(work_queue));
+    arguments.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+    arguments.insert("x-overflow".into(), long_string("reject-publish"));
+    arguments
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// Convenience for building header and argument keys.
+pub(crate) fn key(name: &str) -> ShortString {
+    ShortString::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_prefix_the_names_are_the_designs() {
+        let topology = Topology::default();
+        assert_eq!(topology.exchange(), "users");
+        assert_eq!(topology.queue("email.user-registered"), "email.user-registered");
+        let names = QueueNames::new(topology.queue("email.user-registered"));
+        assert_eq!(names.dead_letter, "email.user-registered.dlq");
+        assert_eq!(
+            names.delay_queue(Duration::from_secs(2)),
+            "email.user-registered.delay.2000ms"
+        );
+    }
+
+    #[test]
+    fn a_prefix_applies_to_every_name() {
+        let topology = Topology::new("t42.");
+        assert_eq!(topology.exchange(), "t42.users");
+        assert_eq!(topology.queue("profile.user-registered"), "t42.profile.user-registered");
+    }
+}

@@ -313,7 +313,11 @@ fn value_to_string(value: Option<&AnyValue>) -> String {
         Some(Value::BytesValue(bytes)) => hex(bytes),
         Some(Value::StringValueStrindex(index)) => index.to_string(),
         Some(Value::ArrayValue(array)) => {
-            let items: Vec<String> = array.values.iter().map(|item| value_to_string(Some(item))).collect();
+            let items: Vec<String> = array
+                .values
+                .iter()
+                .map(|item| value_to_string(Some(item)))
+                .collect();
             format!("[{}]", items.join(", "))
         }
         Some(Value::KvlistValue(list)) => {
@@ -419,10 +423,19 @@ mod tests {
     async fn an_exported_trace_is_recorded_span_by_span() -> anyhow::Result<()> {
         let sink = OtlpSink::start().await?;
 
-        let response = post(&sink, "/v1/traces", PROTOBUF, export_request().encode_to_vec()).await?;
+        let response = post(
+            &sink,
+            "/v1/traces",
+            PROTOBUF,
+            export_request().encode_to_vec(),
+        )
+        .await?;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
-            response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
             Some(PROTOBUF.as_bytes())
         );
         ExportTraceServiceResponse::decode(response.bytes().await?)?;
@@ -472,7 +485,9 @@ mod tests {
     #[tokio::test]
     async fn wait_for_returns_what_it_has_at_the_timeout() -> anyhow::Result<()> {
         let sink = OtlpSink::start().await?;
-        let spans = sink.wait_for(|spans| !spans.is_empty(), Duration::from_millis(50)).await;
+        let spans = sink
+            .wait_for(|spans| !spans.is_empty(), Duration::from_millis(50))
+            .await;
         assert!(spans.is_empty());
         assert_eq!(sink.endpoint(), format!("http://{}", sink.addr()));
         Ok(())

@@ -1,0 +1,77 @@
+use std::{sync::Arc, time::Duration};
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// How long a readiness probe may wait for the database before calling it down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/readyz` checks: the service's database, and its broker link.
+#[derive(Clone)]
+pub struct Readiness {
+    db: PgPool,
+    broker_connected: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness").finish_non_exhaustive()
+    }
+}
+
+impl Readiness {
+    /// `broker_connected` is asked on every probe; it reads a flag, it must not block.
+    pub fn new(db: PgPool, broker_connected: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            db,
+            broker_connected: Arc::new(broker_connected),
+        }
+    }
+}
+
+/// `/healthz` (the process is alive: it answers), `/readyz` (it can do its work now:
+/// database and broker usable; 503 otherwise, so a load balancer routes around it) and
+/// `/metrics` (Prometheus text format).
+///
+/// These routes sit outside the request tracing layer: probes every few seconds would
+/// otherwise bury the traces people come to look at.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({ "status": "alive" })) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(|| async { telemetry::metrics::prometheus().render() }))
+        .with_state(readiness)
+}
+
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let database = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&readiness.db))
+        .await
+        .is_ok_and(|result| result.is_ok());
+    let broker = (readiness.broker_connected)();
+    let status = if database && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |up: bool| if up { "up" } else { "down" };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "checks": { "database": word(database), "broker": word(broker) },
+    });
+    (status, Json(body))
+}
+
+/// Keeps the Prometheus recorder's memory bounded between scrapes (histogram samples are
+/// otherwise only drained by a scrape). Stops with `shutdown`.
+pub async fn run_metrics_upkeep(shutdown: CancellationToken) {
+    let handle = telemetry::metrics::prometheus();
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => handle.run_upkeep(),
+        }
+    }
+}

@@ -1,1 +1,23 @@
-fn main() {}
+//! The `registration` binary: configuration, telemetry, then the app until SIGTERM.
+//! Everything else lives in the library so that tests and tools can reuse it.
+
+use clap::Parser;
+use registration::{config::Config, startup::App};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let traces = telemetry::init("registration")?;
+    let shutdown = service_kit::shutdown::on_signal();
+
+    let result = match App::build(config).await {
+        Ok(app) => app.run(shutdown).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "registration failed");
+    }
+    // Flush the last spans; blocking, so off the runtime's workers.
+    tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    result
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the three services and run them as local processes against a local RabbitMQ
+# and PostgreSQL (e.g. `docker compose up -d rabbitmq postgres`). Ctrl-C stops all
+# three cleanly; if one exits on its own, the others are stopped and this exits 1.
+#
+#   deploy/run-local.sh [--release]
+#
+# The services' defaults point at 127.0.0.1 (see docs: "Names and variables"); any
+# variable you export (AMQP_URL, SMTP_URL, OTEL_*, RUST_LOG, ...) is passed through.
+# HTTP_ADDR and DATABASE_URL are per service by nature, so a global value is ignored.
+set -euo pipefail
+
+services=(registration email profile)
+ports=(8080 8081 8082)
+
+profile=debug release_flag=
+case "${1:-}" in
+    "") ;;
+    --release) profile=release release_flag=--release ;;
+    *) echo "usage: $0 [--release]" >&2; exit 2 ;;
+esac
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo build ${release_flag:+"$release_flag"} --bins -p registration -p email -p profile
+bin_dir="${CARGO_TARGET_DIR:-target}/$profile"
+
+for var in HTTP_ADDR DATABASE_URL; do
+    if [ -n "${!var:-}" ]; then
+        echo "run-local: ignoring $var (each service uses its own default)" >&2
+        unset "$var"
+    fi
+done
+
+
+pids=()
+stop_all() {
+    trap 'kill -KILL "${pids[@]}" 2>/dev/null' INT TERM  # a second Ctrl-C stops waiting
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
+trap 'echo "run-local: stopping (Ctrl-C again to kill)" >&2; stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+# Job control, on only while starting them, puts each service (and its prefixer) in
+# its own process group: the terminal's Ctrl-C reaches only this script, which then
+# stops the services exactly once, with SIGTERM.
+set -m
+for name in "${services[@]}"; do
+    # `$!` is the service's own PID: the prefixer runs in a process substitution.
+    # It ignores SIGINT so shutdown logs still get through; it ends with the service.
+    OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-$name}" "$bin_dir/$name" \
+        > >(trap '' INT; exec awk -v p="[$name] " '{ print p $0; fflush() }') 2>&1 &
+    pids+=($!)
+done
+set +m
+
+echo "run-local: started ($profile build); Ctrl-C stops all three" >&2
+for i in "${!services[@]}"; do
+    printf 'run-local: %-12s http://127.0.0.1:%s\n' "${services[$i]}" "${ports[$i]}" >&2
+done
+
+# Poll rather than `wait -n`: it works in old bash too, and a trap runs at once.
+while :; do
+    for i in "${!pids[@]}"; do
+        if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+            status=0
+            wait "${pids[$i]}" || status=$?
+            echo "run-local: ${services[$i]} exited on its own (status $status); stopping the others" >&2
+            stop_all
+            exit 1
+        fi
+    done
+    sleep 1
+done

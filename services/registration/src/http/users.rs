@@ -1,0 +1,139 @@
+//! `POST /users` (sign up) and `GET /users/{id}` (where the `Location` header points).
+
+use std::collections::HashMap;
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use events::{Envelope, UserRegisteredV1};
+use serde::{Deserialize, Serialize};
+use service_kit::json::Json;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
+
+use super::{ApiError, AppState, idempotency::IdempotencyKey};
+use crate::{
+    domain::NewUser,
+    store::{self, IdempotencyClaim, TraceCarrier, User},
+};
+
+/// The CloudEvents `source` of every event this service emits.
+const SOURCE: &str = "/registration";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(register))
+        .route("/users/{user_id}", get(find))
+}
+
+/// The sign-up body. Fields are optional here so that a missing one is reported by our
+/// rules ("email is required", 422 naming the field) rather than by serde's wording.
+#[derive(Debug, Deserialize, Serialize)]
+struct RegisterUserRequest {
+    email: Option<String>,
+    display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UserResponse {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.user_id,
+            email: user.email,
+            display_name: user.display_name,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Signs a user up: the user, the `user.registered.v1` outbox row and (with a key) the
+/// idempotency record are written in one transaction; the relay is woken after commit.
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<RegisterUserRequest>,
+) -> Result<Response, ApiError> {
+    let new_user = NewUser::parse(request.email.as_deref(), request.display_name.as_deref())?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let request_json = serde_json::json!({
+        "email": new_user.email.as_ref(),
+        "display_name": new_user.display_name.as_ref(),
+    });
+
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        match store::claim_idempotency_key(&mut tx, key.as_ref(), &request_json).await? {
+            IdempotencyClaim::New => {}
+            IdempotencyClaim::Replay { request, body } if request == request_json => {
+                tracing::info!("idempotent replay of an earlier sign-up");
+                return Ok(created(body));
+            }
+            IdempotencyClaim::Replay { .. } => return Err(ApiError::IdempotencyKeyReused),
+        }
+    }
+
+    let user = store::insert_user(&mut tx, &new_user).await?;
+    let event = Envelope::new(SOURCE, user.user_id.to_string(), 1, registered_event(&user));
+    store::insert_outbox(&mut tx, &event, &current_trace_context()).await?;
+    let user_id = user.user_id;
+    let body = serde_json::to_value(UserResponse::from(user))
+        .expect("a struct of strings, a uuid and a timestamp always serialises");
+    if let Some(key) = &key {
+        store::save_idempotent_response(&mut tx, key.as_ref(), StatusCode::CREATED.as_u16(), &body).await?;
+    }
+    tx.commit().await?;
+
+    state.relay_wake.notify_one();
+    metrics::counter!("users_registered_total").increment(1);
+    tracing::info!(user_id = %user_id, event_id = %event.id, "user registered");
+    Ok(created(body))
+}
+
+/// Reads a user back.
+async fn find(State(state): State<AppState>, Path(user_id): Path<Uuid>) -> Result<Response, ApiError> {
+    let user = store::find_user(&state.db, user_id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(UserResponse::from(user)).into_response())
+}
+
+/// 201 with the user and a `Location` header; `body` is a serialised [`UserResponse`],
+/// either just built or replayed from the idempotency record.
+fn created(body: serde_json::Value) -> Response {
+    let id = body.get("id").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let location = format!("/users/{id}");
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response()
+}
+
+fn registered_event(user: &User) -> UserRegisteredV1 {
+    UserRegisteredV1 {
+        user_id: user.user_id,
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        registered_at: user.created_at,
+    }
+}
+
+/// The request span's W3C context, stored with the outbox row so that the relay's publish
+/// span (which runs later, in another task) becomes a child of this request.
+fn current_trace_context() -> TraceCarrier {
+    let mut carrier = HashMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier);
+    });
+    TraceCarrier {
+        traceparent: carrier.remove("traceparent"),
+        tracestate: carrier.remove("tracestate").filter(|state| !state.is_empty()),
+    }
+}

@@ -1,0 +1,89 @@
+//! Building the app (bind, database, state) and running it until shutdown.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use axum::Router;
+use messaging::{connection::BrokerStatus, topology::Topology};
+use service_kit::{
+    ops_http::{self, Readiness},
+    postgres::{self, PoolSettings},
+};
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::Config,
+    http::{self, AppState},
+    outbox::Relay,
+};
+
+/// The migrations, embedded in the binary so a deployment is one file.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A built, not yet running, registration service.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    relay: Relay,
+}
+
+impl App {
+    /// Binds the listener, prepares the database and assembles the routes and the relay.
+    /// Fails if the address is taken or the database cannot be made ready.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let settings = PoolSettings {
+            max_connections: config.database_max_connections,
+            ..PoolSettings::default()
+        };
+        let db = postgres::connect(&config.database_url, &MIGRATOR, settings)
+            .await
+            .context("cannot prepare the registration database")?;
+
+        let relay = Relay {
+            db: db.clone(),
+            amqp_url: config.amqp_url.clone(),
+            topology: Topology::new(config.topology_prefix.clone()),
+            batch_size: config.outbox_batch_size,
+            sweep_interval: config.outbox_sweep_interval(),
+            wake: Arc::new(Notify::new()),
+            status: BrokerStatus::default(),
+        };
+        let router = routes(db, &relay);
+        Ok(Self { listener, router, relay })
+    }
+
+    /// The bound address (the real port when built with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves HTTP and runs the relay until `shutdown`, then waits for both to drain.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr()?, "registration listening");
+        let tasks = TaskTracker::new();
+        tasks.spawn(self.relay.run(shutdown.clone()));
+        tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
+        let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
+        // The server only returns early on an I/O error; stop the other tasks then too.
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        served.context("HTTP server failed")
+    }
+}
+
+fn routes(db: PgPool, relay: &Relay) -> Router {
+    let status = relay.status.clone();
+    let readiness = Readiness::new(db.clone(), move || status.is_connected());
+    let state = AppState {
+        db,
+        relay_wake: relay.wake.clone(),
+    };
+    http::router(state).merge(ops_http::router(readiness))
+}

@@ -5,8 +5,9 @@
 #
 #   deploy/run-local.sh [--release]
 #
-# The services' defaults point at 127.0.0.1 (see docs: "Names and variables"); any
-# variable you export (AMQP_URL, SMTP_URL, OTEL_*, RUST_LOG, ...) is passed through.
+# The services' defaults point at 127.0.0.1 (RabbitMQ :5672 guest/guest, PostgreSQL
+# :5432 user postgres, SMTP :1025); any variable you export (AMQP_URL, SMTP_URL,
+# OTEL_*, RUST_LOG, ...) is passed through.
 # HTTP_ADDR and DATABASE_URL are per service by nature, so a global value is ignored.
 set -euo pipefail
 
@@ -31,9 +32,9 @@ for var in HTTP_ADDR DATABASE_URL; do
     fi
 done
 
-
 pids=()
 stop_all() {
+    [ "${#pids[@]}" -gt 0 ] || return 0
     trap 'kill -KILL "${pids[@]}" 2>/dev/null' INT TERM  # a second Ctrl-C stops waiting
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true

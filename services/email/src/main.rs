@@ -1,1 +1,22 @@
-fn main() {}
+//! The `email` binary: configuration, telemetry, then the app until SIGTERM.
+
+use clap::Parser;
+use email::{config::Config, startup::App};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let traces = telemetry::init("email")?;
+    let shutdown = service_kit::shutdown::on_signal();
+
+    let result = match App::build(config).await {
+        Ok(app) => app.run(shutdown).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "email failed");
+    }
+    // Flush the last spans; blocking, so off the runtime's workers.
+    tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    result
+}

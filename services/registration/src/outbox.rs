@@ -102,6 +102,12 @@ impl Relay {
             match self.publish_batch(channel).await {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
+                // Nobody is bound yet (consumers not started): keep the row and try again
+                // at the next sweep; the connection itself is fine.
+                Err(RelayError::Broker(error @ MessagingError::Unroutable { .. })) => {
+                    tracing::warn!(error = %error, "no queue is bound for the event yet; will retry");
+                    return Ok(());
+                }
                 Err(RelayError::Broker(error)) => return Err(error),
                 Err(RelayError::Database(error)) => {
                     tracing::warn!(error = %error, "outbox relay could not read the outbox; will retry");

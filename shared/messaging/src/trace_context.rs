@@ -14,6 +14,10 @@ pub struct HeaderInjector<'a>(pub &'a mut FieldTable);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // An empty `tracestate` carries nothing; leave it out rather than send noise.
+        if value.is_empty() {
+            return;
+        }
         // Always a long string (`S`): amq-protocol's ShortString value is for internal use
         // and RabbitMQ would read it back as a different type.
         self.0.insert(

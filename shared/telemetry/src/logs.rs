@@ -1,8 +1,9 @@
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 /// Used when `RUST_LOG` is not set. lapin logs every connection step at info and opens a
-/// long-lived span per connection, which would become a root span in every trace view.
-const DEFAULT_FILTER: &str = "info,lapin=warn,amq_protocol=warn,sqlx=warn,tower_http=warn";
+/// long-lived span per connection, which would become a root span in every trace view; it
+/// also dumps whole returned messages at warn, which our publisher reports more usefully.
+const DEFAULT_FILTER: &str = "info,lapin=error,amq_protocol=warn,sqlx=warn,tower_http=warn";
 
 /// One JSON object per line on stdout, ready for a log shipper.
 ///

@@ -1,0 +1,91 @@
+//! Building the app (bind, database, SMTP client) and running it until shutdown.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use axum::Router;
+use events::UserRegisteredV1;
+use messaging::{
+    connection::BrokerStatus,
+    consumer::{self, ConsumerConfig},
+    topology::Topology,
+};
+use service_kit::{
+    ops_http::{self, Readiness},
+    postgres::{self, PoolSettings},
+};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{config::Config, http, mailer::Mailer, welcome::WelcomeHandler};
+
+/// The migrations, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The queue this service reads, without the test prefix.
+pub const QUEUE: &str = "email.user-registered";
+
+/// A built, not yet running, email service.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    consumer: ConsumerConfig,
+    handler: Arc<WelcomeHandler>,
+    broker: BrokerStatus,
+}
+
+impl App {
+    /// Binds the listener, prepares the database and the SMTP client.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let mailer = Mailer::new(&config.smtp_url, &config.mail_from)?;
+        let settings = PoolSettings {
+            // Each in-flight message may hold a connection while it sends.
+            max_connections: u32::from(config.prefetch) + 4,
+            ..PoolSettings::default()
+        };
+        let db = postgres::connect(&config.database_url, &MIGRATOR, settings)
+            .await
+            .context("cannot prepare the email database")?;
+
+        let broker = BrokerStatus::default();
+        let status = broker.clone();
+        let readiness = Readiness::new(db.clone(), move || status.is_connected());
+        let router = http::router(db.clone()).merge(ops_http::router(readiness));
+        let consumer = ConsumerConfig {
+            retry: config.retry_policy(),
+            amqp_url: config.amqp_url,
+            topology: Topology::new(config.topology_prefix),
+            queue: QUEUE,
+            prefetch: config.prefetch,
+        };
+        let handler = Arc::new(WelcomeHandler { db, mailer });
+        Ok(Self { listener, router, consumer, handler, broker })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves HTTP and consumes until `shutdown`, then waits for in-flight work.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr()?, "email listening");
+        let tasks = TaskTracker::new();
+        tasks.spawn(consumer::run::<UserRegisteredV1, _>(
+            self.consumer,
+            self.handler,
+            self.broker,
+            shutdown.clone(),
+        ));
+        tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
+        let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        served.context("HTTP server failed")
+    }
+}

@@ -1,0 +1,90 @@
+//! SQL for the welcome mails.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::mailer::OutgoingMail;
+
+/// A welcome mail as `GET /emails` shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WelcomeMail {
+    /// The `user.registered.v1` event that caused it.
+    pub event_id: Uuid,
+    /// The new user.
+    pub user_id: Uuid,
+    /// Where it went.
+    #[serde(rename = "to")]
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// RFC 5322 Message-ID.
+    pub message_id: String,
+    /// `pending` until the SMTP server accepted it, then `sent`.
+    pub status: String,
+    /// When the event was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When the SMTP server accepted the mail.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Records the mail as pending, in the inbox transaction.
+pub async fn insert_pending(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    mail: &OutgoingMail,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into welcome_mails (event_id, user_id, recipient, subject, body, message_id)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(mail.event_id)
+    .bind(user_id)
+    .bind(&mail.recipient)
+    .bind(&mail.subject)
+    .bind(&mail.body)
+    .bind(mail.message_id())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks the mail's row for the duration of the caller's transaction and returns it if it
+/// still needs sending. The lock makes two concurrent deliveries of one event take turns:
+/// the second finds the row already `sent`.
+pub async fn lock_pending(tx: &mut PgConnection, event_id: Uuid) -> Result<Option<OutgoingMail>, sqlx::Error> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "select recipient, subject, body from welcome_mails
+         where event_id = $1 and status = 'pending' for update",
+    )
+    .bind(event_id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|(recipient, subject, body)| OutgoingMail {
+        event_id,
+        recipient,
+        subject,
+        body,
+    }))
+}
+
+/// Marks the mail sent.
+pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update welcome_mails set status = 'sent', sent_at = now() where event_id = $1")
+        .bind(event_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The mails to one address, oldest first.
+pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, sqlx::Error> {
+    sqlx::query_as(
+        "select event_id, user_id, recipient, subject, message_id, status, created_at, sent_at
+         from welcome_mails where recipient = $1 order by created_at",
+    )
+    .bind(recipient)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,10 @@
+-- The profile read model: built only from events, never from registration's tables.
+create table profiles (
+    user_id       uuid primary key,
+    display_name  text not null,
+    registered_at timestamptz not null,
+    -- The envelope `sequence` of the event that last wrote this row. An event with a
+    -- lower or equal sequence for the same user is stale and changes nothing.
+    sequence      bigint not null,
+    updated_at    timestamptz not null default now()
+);

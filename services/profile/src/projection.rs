@@ -1,0 +1,43 @@
+//! The `user.registered.v1` handler: inbox row and profile row in one transaction.
+
+use events::{Envelope, Event, UserRegisteredV1};
+use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use sqlx::PgPool;
+
+use crate::store;
+
+/// Projects registrations into profiles.
+#[derive(Debug, Clone)]
+pub struct ProfileProjection {
+    /// The profile service's database.
+    pub db: PgPool,
+}
+
+impl Handler<UserRegisteredV1> for ProfileProjection {
+    async fn handle(&self, event: Envelope<UserRegisteredV1>) -> HandlerOutcome {
+        match self.project(&event).await {
+            Ok(()) => HandlerOutcome::Done,
+            // Every database failure here is worth retrying: the event itself was valid.
+            Err(error) => HandlerOutcome::Retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl ProfileProjection {
+    async fn project(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        if !service_kit::inbox::record_once(&mut tx, event.id, UserRegisteredV1::TYPE).await? {
+            tracing::info!(event_id = %event.id, "event already applied");
+            return Ok(());
+        }
+        let data = &event.data;
+        let written = store::upsert(&mut tx, data.user_id, &data.display_name, data.registered_at, event.sequence).await?;
+        tx.commit().await?;
+        if written {
+            metrics::counter!("profiles_created_total").increment(1);
+        } else {
+            tracing::info!(event_id = %event.id, sequence = event.sequence, "stale event ignored");
+        }
+        Ok(())
+    }
+}

@@ -32,6 +32,8 @@ for var in HTTP_ADDR DATABASE_URL; do
     fi
 done
 
+# However this script ends (Ctrl-C, SIGTERM, a service exiting, an error), the
+# services get SIGTERM and are waited for.
 pids=()
 stop_all() {
     [ "${#pids[@]}" -gt 0 ] || return 0
@@ -39,8 +41,9 @@ stop_all() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
-trap 'echo "run-local: stopping (Ctrl-C again to kill)" >&2; stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
+trap stop_all EXIT
+trap 'echo "run-local: stopping (Ctrl-C again to kill)" >&2; exit 130' INT
+trap 'exit 143' TERM
 
 # Job control, on only while starting them, puts each service (and its prefixer) in
 # its own process group: the terminal's Ctrl-C reaches only this script, which then
@@ -54,6 +57,9 @@ for name in "${services[@]}"; do
     pids+=($!)
 done
 set +m
+# If our own output goes away (`| tee` killed by the same Ctrl-C), a write must fail
+# rather than kill us by SIGPIPE before the services are stopped.
+trap '' PIPE
 
 echo "run-local: started ($profile build); Ctrl-C stops all three" >&2
 for i in "${!services[@]}"; do
@@ -67,7 +73,6 @@ while :; do
             status=0
             wait "${pids[$i]}" || status=$?
             echo "run-local: ${services[$i]} exited on its own (status $status); stopping the others" >&2
-            stop_all
             exit 1
         fi
     done

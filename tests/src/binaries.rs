@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+use tokio::sync::OnceCell;
+
+/// The three service binaries, built once per test process.
+static BUILT: OnceCell<PathBuf> = OnceCell::const_new();
+
+/// The directory holding up-to-date `registration`, `email` and `profile` binaries.
+///
+/// `cargo test` builds a package's binaries only for that package's own tests, so the
+/// harness asks cargo to build them (a no-op when they are current). It uses the same
+/// cargo, target directory and profile as the test run itself, so nothing is built twice.
+pub async fn directory() -> PathBuf {
+    BUILT.get_or_init(build).await.clone()
+}
+
+async fn build() -> PathBuf {
+    // target/<profile>/deps/system-<hash> → target/<profile>
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = tokio::process::Command::new(cargo);
+    command
+        .args(["build", "--bins", "-p", "registration", "-p", "email", "-p", "profile"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
+    let output = command.output().await.expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the service binaries failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    profile_dir
+}

@@ -24,6 +24,15 @@ async fn build() -> PathBuf {
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = tokio::process::Command::new(cargo);
+    // cargo test sets CARGO_PKG_*, CARGO_MANIFEST_DIR and friends for the test process;
+    // passed on, they change build-script fingerprints and make the nested build and the
+    // next `cargo test` rebuild each other's dependencies.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && !["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_ref()) {
+            command.env_remove(key.as_ref());
+        }
+    }
     command
         .args(["build", "--bins", "-p", "registration", "-p", "email", "-p", "profile"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));

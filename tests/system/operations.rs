@@ -24,21 +24,33 @@ async fn probes_answer_and_metrics_count_the_work() {
         assert_eq!(ready["checks"]["broker"], "up");
     }
 
-    let metrics = |service| {
-        let request = system.http.get(system.url(service, "/metrics"));
-        async move { request.send().await.expect("answers").text().await.expect("text") }
-    };
-    let registration = metrics(Service::Registration).await;
-    assert!(registration.contains(r#"http_requests_total{method="POST",route="/users",status="201"} 1"#), "{registration}");
-    assert!(registration.contains(r#"http_requests_total{method="POST",route="/users",status="422"} 1"#), "{registration}");
-    assert!(registration.contains(r#"events_published_total{event_type="user.registered.v1"} 1"#), "{registration}");
-    assert!(registration.contains("http_request_duration_seconds_bucket"), "{registration}");
+    let registration = wait_for_metrics(&system, Service::Registration, &[
+        r#"http_requests_total{method="POST",route="/users",status="201"} 1"#,
+        r#"http_requests_total{method="POST",route="/users",status="422"} 1"#,
+        r#"events_published_total{event_type="user.registered.v1"} 1"#,
+        "http_request_duration_seconds_bucket",
+    ])
+    .await;
+    assert!(!registration.contains("/healthz"), "probes are not counted as API traffic");
     for (service, queue) in [(Service::Email, "email.user-registered"), (Service::Profile, "profile.user-registered")] {
-        let text = metrics(service).await;
         let done = format!(r#"events_consumed_total{{queue="{queue}",outcome="done"}} 1"#);
-        assert!(text.contains(&done), "{service:?}: {text}");
-        assert!(text.contains("event_handler_duration_seconds_bucket"), "{service:?}: {text}");
+        wait_for_metrics(&system, service, &[&done, "event_handler_duration_seconds_bucket", "event_lag_seconds_bucket"]).await;
     }
+}
+
+/// Scrapes `/metrics` until every expected line is there (the counters move right after
+/// the effect the test waited for); panics with the last scrape after a few seconds.
+async fn wait_for_metrics(system: &TestSystem, service: Service, expected: &[&str]) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        let response = system.http.get(system.url(service, "/metrics")).send().await.expect("answers");
+        text = response.text().await.expect("text");
+        if expected.iter().all(|line| text.contains(line)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{service:?} /metrics lacks some of {expected:?}:\n{text}");
 }
 
 /// SIGTERM: each service drains and exits 0, and the exit is logged.

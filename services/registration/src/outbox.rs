@@ -83,6 +83,7 @@ impl Relay {
     async fn session(&self, connection: Connection, shutdown: &CancellationToken) -> Result<(), MessagingError> {
         let channel = confirm_channel(&connection).await?;
         self.topology.declare_exchange(&channel).await?;
+        self.status.set_connected();
         loop {
             self.drain(&channel).await?;
             tokio::select! {

@@ -8,7 +8,8 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use lapin::{Connection, ConnectionProperties, types::LongString};
+use futures_util::StreamExt;
+use lapin::{Connection, ConnectionProperties, Event, types::LongString};
 use tokio_util::sync::CancellationToken;
 
 use crate::MessagingError;
@@ -19,13 +20,20 @@ use crate::MessagingError;
 pub struct BrokerStatus(Arc<AtomicBool>);
 
 impl BrokerStatus {
-    /// True while a session runs on an open connection.
+    /// True while a session runs on an open connection and has declared what it needs.
     pub fn is_connected(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn set(&self, connected: bool) {
-        self.0.store(connected, Ordering::Relaxed);
+    /// Called by a session once its topology is declared: only then can it do its work
+    /// (a consumer reported ready before its queue is bound would let events pass it by).
+    /// [`supervise`] clears it when the session ends.
+    pub fn set_connected(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn set_disconnected(&self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -60,11 +68,10 @@ pub async fn supervise<S, Fut>(
             () = shutdown.cancelled() => return,
             connection = connect(url, name) => match connection {
                 Ok(connection) => {
-                    status.set(true);
                     tracing::info!(connection = name, "connected to the broker");
                     let started = tokio::time::Instant::now();
-                    let result = session(connection).await;
-                    status.set(false);
+                    let result = run_until_connection_fails(connection, &mut session).await;
+                    status.set_disconnected();
                     if started.elapsed() > Duration::from_secs(30) {
                         delays = backoff();
                     }
@@ -84,6 +91,29 @@ pub async fn supervise<S, Fut>(
                 }
             }
         }
+    }
+}
+
+/// Runs the session, ending it early with an error as soon as the connection reports one.
+/// Without this an idle session (a relay waiting for work) would keep reporting itself
+/// connected long after the socket died, until it next tried to use it.
+async fn run_until_connection_fails<S, Fut>(connection: Connection, session: &mut S) -> Result<(), MessagingError>
+where
+    S: FnMut(Connection) -> Fut,
+    Fut: Future<Output = Result<(), MessagingError>>,
+{
+    let mut events = connection.events_listener();
+    let failed = async move {
+        while let Some(event) = events.next().await {
+            if let Event::Error(error) = event {
+                return MessagingError::from(error);
+            }
+        }
+        MessagingError::ConnectionClosed
+    };
+    tokio::select! {
+        result = session(connection) => result,
+        error = failed => Err(error),
     }
 }
 

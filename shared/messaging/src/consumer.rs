@@ -65,7 +65,7 @@ pub async fn run<E: Event, H: Handler<E>>(
 ) {
     let name = format!("{} consumer", config.queue);
     supervise(&config.amqp_url, &name, &status, &shutdown, |connection| {
-        session::<E, H>(connection, &config, handler.clone(), &shutdown)
+        session::<E, H>(connection, &config, handler.clone(), &status, &shutdown)
     })
     .await;
 }
@@ -75,6 +75,7 @@ async fn session<E: Event, H: Handler<E>>(
     connection: Connection,
     config: &ConsumerConfig,
     handler: Arc<H>,
+    status: &BrokerStatus,
     shutdown: &CancellationToken,
 ) -> Result<(), MessagingError> {
     // One channel both consumes and publishes (retry and dead-letter copies), in confirm
@@ -95,6 +96,7 @@ async fn session<E: Event, H: Handler<E>>(
     let deliveries = channel
         .basic_consume(names.work.as_str().into(), "".into(), options, FieldTable::default())
         .await?;
+    status.set_connected();
     tracing::info!(queue = %names.work, prefetch = config.prefetch, "consuming");
 
     let context = Arc::new(DeliveryContext {

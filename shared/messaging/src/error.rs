@@ -5,6 +5,9 @@ pub enum MessagingError {
     /// The AMQP connection or channel failed (network, broker shutdown, protocol error).
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
+    /// The connection ended without reporting an error.
+    #[error("the broker connection closed")]
+    ConnectionClosed,
     /// The broker answered a publish with a nack: it could not take responsibility for it.
     #[error("the broker refused message {message_id} (nack)")]
     Nacked {

@@ -40,6 +40,8 @@ pub enum TelemetryError {
 ///
 /// Call once, from `main`, inside the tokio runtime.
 pub fn init(service_name: &'static str) -> Result<TracesGuard, TelemetryError> {
+    // Install the metrics recorder now: anything recorded before it exists is lost.
+    metrics::prometheus();
     let (guard, tracer) = traces::init(service_name)?;
     tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer))

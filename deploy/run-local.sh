@@ -7,7 +7,9 @@
 #
 # The services' defaults point at 127.0.0.1 (RabbitMQ :5672 guest/guest, PostgreSQL
 # :5432 user postgres, SMTP :1025); any variable you export (AMQP_URL, SMTP_URL,
-# OTEL_*, RUST_LOG, ...) is passed through.
+# OTEL_*, RUST_LOG, ...) is passed through. When SMTP_URL is not set and nothing
+# listens on 127.0.0.1:1025, a stand-in SMTP server (`smtp-sink`) is started as well
+# and prints each welcome mail with the services' logs.
 # HTTP_ADDR and DATABASE_URL are per service by nature, so a global value is ignored.
 set -euo pipefail
 
@@ -24,6 +26,12 @@ esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build ${release_flag:+"$release_flag"} --bins -p registration -p email -p profile
 bin_dir="${CARGO_TARGET_DIR:-target}/$profile"
+
+if [ -z "${SMTP_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; then
+    cargo build ${release_flag:+"$release_flag"} -p system-tests --bin smtp-sink
+    services=(smtp-sink "${services[@]}")
+    ports=(1025 "${ports[@]}")
+fi
 
 for var in HTTP_ADDR DATABASE_URL; do
     if [ -n "${!var:-}" ]; then

@@ -29,14 +29,27 @@ async fn build() -> PathBuf {
     // next `cargo test` rebuild each other's dependencies.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && !["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_ref()) {
+        if key.starts_with("CARGO_") && !["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_ref())
+        {
             command.env_remove(key.as_ref());
         }
     }
     command
-        .args(["build", "--bins", "-p", "registration", "-p", "email", "-p", "profile"])
+        .args([
+            "build",
+            "--bins",
+            "-p",
+            "registration",
+            "-p",
+            "email",
+            "-p",
+            "profile",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|name| name == "release") {
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
         command.arg("--release");
     }
     let output = command.output().await.expect("cargo runs");

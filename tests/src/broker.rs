@@ -1,7 +1,10 @@
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     message::BasicGetMessage,
-    options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions},
+    options::{
+        BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 
@@ -24,15 +27,33 @@ impl Broker {
     }
 
     async fn channel(&self) -> Channel {
-        self.connection.create_channel().await.expect("a channel opens")
+        self.connection
+            .create_channel()
+            .await
+            .expect("a channel opens")
     }
 
     /// Publishes `body` with `properties`, waiting for the broker's confirm.
-    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], properties: BasicProperties) {
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) {
         let channel = self.channel().await;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
         let confirm = channel
-            .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), body, properties)
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
             .await
             .expect("publish")
             .await
@@ -46,7 +67,10 @@ impl Broker {
     pub async fn peek(&self, queue: &str) -> Vec<BasicGetMessage> {
         let channel = self.channel().await;
         let mut messages = Vec::new();
-        while let Ok(Some(message)) = channel.basic_get(queue.into(), BasicGetOptions { no_ack: false }).await {
+        while let Ok(Some(message)) = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+        {
             messages.push(message);
         }
         let _ = channel.close(200, "done".into()).await;
@@ -73,11 +97,15 @@ impl Broker {
         for queue in queues {
             // A failed delete closes the channel, so each gets its own.
             let channel = self.channel().await;
-            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
             let _ = channel.close(200, "done".into()).await;
         }
         let channel = self.channel().await;
-        let _ = channel.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await;
+        let _ = channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await;
         let _ = channel.close(200, "done".into()).await;
     }
 }
@@ -86,7 +114,9 @@ impl Broker {
 pub fn header(message: &BasicGetMessage, name: &str) -> Option<String> {
     let headers = message.delivery.properties.headers().as_ref()?;
     match headers.inner().get(name)? {
-        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
         AMQPValue::LongUInt(value) => Some(value.to_string()),
         AMQPValue::LongInt(value) => Some(value.to_string()),
         AMQPValue::LongLongInt(value) => Some(value.to_string()),

@@ -34,13 +34,21 @@ impl ServiceProcess {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .envs(env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .envs(
+                env.iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
             .kill_on_drop(true)
             .spawn()?;
-        Ok(Self { name, child, port, log })
+        Ok(Self {
+            name,
+            child,
+            port,
+            log,
+        })
     }
 
     /// The service's name (`registration`, …).
@@ -66,7 +74,10 @@ impl ServiceProcess {
     /// Sends SIGTERM (what `docker stop` sends) and waits up to `timeout` for the exit.
     pub async fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.signal("TERM");
-        tokio::time::timeout(timeout, self.child.wait()).await.ok()?.ok()
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// SIGKILL: no chance to drain or ack.

@@ -202,7 +202,12 @@ impl SmtpSink {
     ///
     /// Returns the I/O error if the listener cannot be bound.
     pub async fn start() -> io::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(0).await
+    }
+
+    /// Like [`SmtpSink::start`], on a chosen port of 127.0.0.1 (0 picks a free one).
+    pub async fn start_on(port: u16) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             mailbox: watch::Sender::new(Vec::new()),

@@ -150,18 +150,26 @@ impl TestSystem {
 
     /// A pool on the service's database, for looking at its rows.
     pub async fn db(&self, service: Service) -> PgPool {
-        PgPool::connect(&self.database_url(service)).await.expect("the service created its database")
+        PgPool::connect(&self.database_url(service))
+            .await
+            .expect("the service created its database")
     }
 
     /// The running process of `service`.
     pub fn process(&mut self, service: Service) -> &mut ServiceProcess {
-        let index = Service::ALL.iter().position(|s| *s == service).expect("every service is in ALL");
+        let index = Service::ALL
+            .iter()
+            .position(|s| *s == service)
+            .expect("every service is in ALL");
         &mut self.processes[index]
     }
 
     /// `http://127.0.0.1:<port><path>` of `service`.
     pub fn url(&self, service: Service, path: &str) -> String {
-        let index = Service::ALL.iter().position(|s| *s == service).expect("every service is in ALL");
+        let index = Service::ALL
+            .iter()
+            .position(|s| *s == service)
+            .expect("every service is in ALL");
         format!("{}{path}", self.processes[index].base_url())
     }
 
@@ -186,20 +194,36 @@ impl TestSystem {
                 return;
             }
             let process = self.process(service);
-            assert!(process.is_running(), "{} exited during start-up:\n{}", service.name(), process.log());
+            assert!(
+                process.is_running(),
+                "{} exited during start-up:\n{}",
+                service.name(),
+                process.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{} not ready in time:\n{}", service.name(), self.process(service).log());
+        panic!(
+            "{} not ready in time:\n{}",
+            service.name(),
+            self.process(service).log()
+        );
     }
 
     /// `POST /users` with a JSON body.
     pub async fn register(&self, email: &str, display_name: &str) -> reqwest::Response {
-        self.post_user(&json!({ "email": email, "display_name": display_name }), &[]).await
+        self.post_user(
+            &json!({ "email": email, "display_name": display_name }),
+            &[],
+        )
+        .await
     }
 
     /// `POST /users` with any JSON body and extra headers.
     pub async fn post_user(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.http.post(self.url(Service::Registration, "/users")).json(body);
+        let mut request = self
+            .http
+            .post(self.url(Service::Registration, "/users"))
+            .json(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -209,7 +233,11 @@ impl TestSystem {
     /// Signs a user up and returns the new id, asserting the 201.
     pub async fn register_ok(&self, email: &str, display_name: &str) -> String {
         let response = self.register(email, display_name).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "sign-up of {email} failed");
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "sign-up of {email} failed"
+        );
         let body: Value = response.json().await.expect("JSON body");
         body["id"].as_str().expect("an id").to_owned()
     }
@@ -223,7 +251,10 @@ impl TestSystem {
             if response.status() == StatusCode::OK {
                 return response.json().await.expect("JSON body");
             }
-            assert!(tokio::time::Instant::now() < deadline, "profile {user_id} did not appear within {timeout:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "profile {user_id} did not appear within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -244,7 +275,10 @@ impl TestSystem {
     /// A scalar from a service's database, e.g. a count.
     pub async fn scalar(&self, service: Service, sql: &'static str) -> i64 {
         let db = self.db(service).await;
-        let value = sqlx::query_scalar(sql).fetch_one(&db).await.expect("the query runs");
+        let value = sqlx::query_scalar(sql)
+            .fetch_one(&db)
+            .await
+            .expect("the query runs");
         db.close().await;
         value
     }
@@ -266,10 +300,17 @@ impl TestSystem {
     async fn clean_up(id: String, queues: Vec<String>, exchange: String) {
         let broker = Broker::connect().await;
         broker.delete(&queues, &exchange).await;
-        if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE)).await {
+        if let Ok(mut admin) =
+            PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE)).await
+        {
             for service in Service::ALL {
-                let statement = format!("drop database if exists \"{id}_{}\" with (force)", service.name());
-                let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
+                let statement = format!(
+                    "drop database if exists \"{id}_{}\" with (force)",
+                    service.name()
+                );
+                let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut admin)
+                    .await;
             }
         }
     }
@@ -282,7 +323,10 @@ impl Drop for TestSystem {
         let (id, queues, exchange) = (self.id.clone(), self.queue_names(), self.exchange());
         // Drop cannot await; a thread with its own runtime can, whatever runtime we are in.
         let cleanup = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 runtime.block_on(Self::clean_up(id, queues, exchange));
             }
         });

@@ -20,14 +20,26 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
             .with_content_type(ShortString::from("application/json"))
     };
     broker
-        .publish(&system.exchange(), "user.registered.v1", b"this is not json", properties("user.registered.v1"))
+        .publish(
+            &system.exchange(),
+            "user.registered.v1",
+            b"this is not json",
+            properties("user.registered.v1"),
+        )
         .await;
     broker
-        .publish(&system.exchange(), "user.registered.v1", b"{}", properties("user.registered.v9"))
+        .publish(
+            &system.exchange(),
+            "user.registered.v1",
+            b"{}",
+            properties("user.registered.v9"),
+        )
         .await;
 
     let user_id = system.register_ok("edsger@example.org", "Edsger").await;
-    system.wait_for_profile(&user_id, Duration::from_secs(10)).await;
+    system
+        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .await;
     system.smtp.wait_for(1, Duration::from_secs(10)).await;
 
     for consumer in ["email.user-registered", "profile.user-registered"] {
@@ -38,18 +50,45 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
             .iter()
             .map(|m| header(m, "x-dead-letter-reason").unwrap_or_default())
             .collect();
-        assert!(reasons.iter().any(|r| r.contains("unparseable") && r.contains("line 1")), "{dlq}: {reasons:?}");
-        assert!(reasons.iter().any(|r| r.contains("unknown event type") && r.contains("user.registered.v9")), "{dlq}: {reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("unparseable") && r.contains("line 1")),
+            "{dlq}: {reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("unknown event type") && r.contains("user.registered.v9")),
+            "{dlq}: {reasons:?}"
+        );
         for message in &messages {
-            assert_eq!(header(message, "x-dead-letter-kind").as_deref(), Some("permanent"));
-            assert_eq!(header(message, "x-original-routing-key").as_deref(), Some("user.registered.v1"));
-            assert_eq!(header(message, "x-original-queue").as_deref(), Some(system.queue(consumer).as_str()));
+            assert_eq!(
+                header(message, "x-dead-letter-kind").as_deref(),
+                Some("permanent")
+            );
+            assert_eq!(
+                header(message, "x-original-routing-key").as_deref(),
+                Some("user.registered.v1")
+            );
+            assert_eq!(
+                header(message, "x-original-queue").as_deref(),
+                Some(system.queue(consumer).as_str())
+            );
         }
-        assert_eq!(broker.ready_count(&system.queue(consumer)).await, 0, "nothing stuck in {consumer}");
+        assert_eq!(
+            broker.ready_count(&system.queue(consumer)).await,
+            0,
+            "nothing stuck in {consumer}"
+        );
     }
 }
 
-async fn wait_for_messages(broker: &Broker, queue: &str, count: usize) -> Vec<lapin::message::BasicGetMessage> {
+async fn wait_for_messages(
+    broker: &Broker,
+    queue: &str,
+    count: usize,
+) -> Vec<lapin::message::BasicGetMessage> {
     for _ in 0..100 {
         let messages = broker.peek(queue).await;
         if messages.len() >= count {

@@ -12,7 +12,9 @@ use system_tests::{
 /// consumers act on it.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_written_while_the_broker_is_unreachable_is_published_when_it_returns() {
-    let proxy = TcpProxy::start(defaults::AMQP_ADDR.parse().expect("address")).await.expect("proxy starts");
+    let proxy = TcpProxy::start(defaults::AMQP_ADDR.parse().expect("address"))
+        .await
+        .expect("proxy starts");
     let options = Options {
         registration_amqp_url: Some(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port())),
         ..Options::default()
@@ -26,19 +28,40 @@ async fn an_event_written_while_the_broker_is_unreachable_is_published_when_it_r
     let user_id = system.register_ok("alan@example.org", "Alan").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        system.scalar(Service::Registration, "select count(*) from outbox where published_at is null").await,
+        system
+            .scalar(
+                Service::Registration,
+                "select count(*) from outbox where published_at is null"
+            )
+            .await,
         1,
         "the event waits in the outbox"
     );
-    let profile = system.http.get(system.url(Service::Profile, &format!("/profiles/{user_id}"))).send().await.expect("answers");
-    assert_eq!(profile.status(), StatusCode::NOT_FOUND, "nothing was published");
+    let profile = system
+        .http
+        .get(system.url(Service::Profile, &format!("/profiles/{user_id}")))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        profile.status(),
+        StatusCode::NOT_FOUND,
+        "nothing was published"
+    );
 
     proxy.set_enabled(true);
-    system.wait_for_profile(&user_id, Duration::from_secs(20)).await;
+    system
+        .wait_for_profile(&user_id, Duration::from_secs(20))
+        .await;
     let mails = system.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(
-        system.scalar(Service::Registration, "select count(*) from outbox where published_at is null").await,
+        system
+            .scalar(
+                Service::Registration,
+                "select count(*) from outbox where published_at is null"
+            )
+            .await,
         0,
         "the row is marked published"
     );
@@ -47,7 +70,12 @@ async fn an_event_written_while_the_broker_is_unreachable_is_published_when_it_r
 
 async fn wait_for_status(http: &reqwest::Client, url: &str, expected: StatusCode) {
     for _ in 0..200 {
-        if http.get(url).send().await.is_ok_and(|r| r.status() == expected) {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == expected)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -13,30 +13,55 @@ async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
     let response = system.register("Ada@Example.org", "  Ada Lovelace ").await;
 
     assert_eq!(response.status(), StatusCode::CREATED);
-    let location = response.headers()["location"].to_str().expect("ASCII").to_owned();
-    let traceresponse = response.headers()["traceresponse"].to_str().expect("ASCII").to_owned();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let traceresponse = response.headers()["traceresponse"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
     let body: Value = response.json().await.expect("JSON");
     let user_id = body["id"].as_str().expect("id").to_owned();
     assert_eq!(location, format!("/users/{user_id}"));
-    assert_eq!(body["email"], "ada@example.org", "the address is normalised");
+    assert_eq!(
+        body["email"], "ada@example.org",
+        "the address is normalised"
+    );
     assert_eq!(body["display_name"], "Ada Lovelace", "the name is trimmed");
-    assert!(traceresponse.starts_with("00-") && traceresponse.len() == 55, "{traceresponse}");
+    assert!(
+        traceresponse.starts_with("00-") && traceresponse.len() == 55,
+        "{traceresponse}"
+    );
 
-    let profile = system.wait_for_profile(&user_id, Duration::from_secs(10)).await;
+    let profile = system
+        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .await;
     assert_eq!(profile["user_id"], user_id.as_str());
     assert_eq!(profile["display_name"], "Ada Lovelace");
 
     let mails = system.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1, "exactly one mail");
     assert_eq!(mails[0].rcpt_to, ["ada@example.org"]);
-    assert!(mails[0].header("subject").is_some_and(|s| s.contains("Ada Lovelace")));
+    assert!(
+        mails[0]
+            .header("subject")
+            .is_some_and(|s| s.contains("Ada Lovelace"))
+    );
 
     let listed = wait_for_sent(&system, "ADA@example.org").await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["user_id"], user_id.as_str());
     let message_id = listed[0]["message_id"].as_str().expect("message_id");
-    assert_eq!(mails[0].header("message-id").as_deref(), Some(message_id), "the mail carries the recorded Message-ID");
-    assert!(message_id.contains(listed[0]["event_id"].as_str().expect("event_id")), "derived from the event id");
+    assert_eq!(
+        mails[0].header("message-id").as_deref(),
+        Some(message_id),
+        "the mail carries the recorded Message-ID"
+    );
+    assert!(
+        message_id.contains(listed[0]["event_id"].as_str().expect("event_id")),
+        "derived from the event id"
+    );
 
     let user: Value = system
         .http
@@ -59,17 +84,26 @@ async fn unknown_and_malformed_profile_ids_get_json_errors() {
     let system = TestSystem::start().await;
     let get = |path: String| system.http.get(system.url(Service::Profile, &path)).send();
 
-    let missing = get(format!("/profiles/{}", uuid::Uuid::now_v7())).await.expect("answers");
+    let missing = get(format!("/profiles/{}", uuid::Uuid::now_v7()))
+        .await
+        .expect("answers");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: Value = missing.json().await.expect("JSON");
     assert_eq!(body["error"], "not_found");
 
-    let malformed = get("/profiles/not-a-uuid".to_owned()).await.expect("answers");
+    let malformed = get("/profiles/not-a-uuid".to_owned())
+        .await
+        .expect("answers");
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     let body: Value = malformed.json().await.expect("JSON");
     assert_eq!(body["field"], "user_id");
 
-    let no_query = system.http.get(system.url(Service::Email, "/emails")).send().await.expect("answers");
+    let no_query = system
+        .http
+        .get(system.url(Service::Email, "/emails"))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(no_query.status(), StatusCode::BAD_REQUEST);
     let body: Value = no_query.json().await.expect("JSON");
     assert_eq!(body["field"], "to");

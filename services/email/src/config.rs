@@ -12,10 +12,18 @@ pub struct Config {
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8081")]
     pub http_addr: SocketAddr,
     /// This service's own database; created if missing, migrated at start.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/email")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/email"
+    )]
     pub database_url: String,
     /// The RabbitMQ broker.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Prefix for the exchange and queue names; tests use it to stay apart.
     #[arg(long, env = "TOPOLOGY_PREFIX", default_value = "")]
@@ -25,7 +33,11 @@ pub struct Config {
     #[arg(long, env = "SMTP_URL", default_value = "smtp://127.0.0.1:1025")]
     pub smtp_url: String,
     /// The sender of the welcome mail.
-    #[arg(long, env = "MAIL_FROM", default_value = "Sign-up demo <welcome@example.org>")]
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Sign-up demo <welcome@example.org>"
+    )]
     pub mail_from: String,
     /// Messages in flight at once (AMQP prefetch, and handler concurrency).
     #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 16)]

@@ -63,7 +63,13 @@ impl App {
             prefetch: config.prefetch,
         };
         let handler = Arc::new(WelcomeHandler { db, mailer });
-        Ok(Self { listener, router, consumer, handler, broker })
+        Ok(Self {
+            listener,
+            router,
+            consumer,
+            handler,
+            broker,
+        })
     }
 
     /// The bound address.

@@ -53,7 +53,10 @@ pub async fn insert_pending(
 /// Locks the mail's row for the duration of the caller's transaction and returns it if it
 /// still needs sending. The lock makes two concurrent deliveries of one event take turns:
 /// the second finds the row already `sent`.
-pub async fn lock_pending(tx: &mut PgConnection, event_id: Uuid) -> Result<Option<OutgoingMail>, sqlx::Error> {
+pub async fn lock_pending(
+    tx: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<Option<OutgoingMail>, sqlx::Error> {
     let row: Option<(String, String, String)> = sqlx::query_as(
         "select recipient, subject, body from welcome_mails
          where event_id = $1 and status = 'pending' for update",

@@ -40,7 +40,9 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
     async fn handle(&self, event: Envelope<UserRegisteredV1>) -> HandlerOutcome {
         match self.welcome(&event).await {
             Ok(()) => HandlerOutcome::Done,
-            Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => HandlerOutcome::Reject(error.to_string()),
+            Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => {
+                HandlerOutcome::Reject(error.to_string())
+            }
             Err(error) => HandlerOutcome::Retry(error.to_string()),
         }
     }

@@ -6,16 +6,27 @@ use messaging::retry::RetryPolicy;
 /// The profile service's settings. Every one is a flag and an environment variable; the
 /// defaults work against a local RabbitMQ and PostgreSQL.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "profile", about = "Profile read model built from user.registered events")]
+#[command(
+    name = "profile",
+    about = "Profile read model built from user.registered events"
+)]
 pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8082")]
     pub http_addr: SocketAddr,
     /// This service's own database; created if missing, migrated at start.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/profile")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/profile"
+    )]
     pub database_url: String,
     /// The RabbitMQ broker.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Prefix for the exchange and queue names; tests use it to stay apart.
     #[arg(long, env = "TOPOLOGY_PREFIX", default_value = "")]

@@ -31,7 +31,14 @@ impl ProfileProjection {
             return Ok(());
         }
         let data = &event.data;
-        let written = store::upsert(&mut tx, data.user_id, &data.display_name, data.registered_at, event.sequence).await?;
+        let written = store::upsert(
+            &mut tx,
+            data.user_id,
+            &data.display_name,
+            data.registered_at,
+            event.sequence,
+        )
+        .await?;
         tx.commit().await?;
         if written {
             metrics::counter!("profiles_created_total").increment(1);

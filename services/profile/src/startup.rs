@@ -62,7 +62,13 @@ impl App {
             prefetch: config.prefetch,
         };
         let handler = Arc::new(ProfileProjection { db });
-        Ok(Self { listener, router, consumer, handler, broker })
+        Ok(Self {
+            listener,
+            router,
+            consumer,
+            handler,
+            broker,
+        })
     }
 
     /// The bound address.

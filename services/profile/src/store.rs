@@ -49,8 +49,10 @@ pub async fn upsert(
 
 /// Reads one profile.
 pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
-    sqlx::query_as("select user_id, display_name, registered_at, updated_at from profiles where user_id = $1")
-        .bind(user_id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(
+        "select user_id, display_name, registered_at, updated_at from profiles where user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
 }

@@ -74,13 +74,21 @@ struct OutboxRow {
 impl Relay {
     /// Publishes outbox rows until `shutdown`, reconnecting whenever the broker goes away.
     pub async fn run(self, shutdown: CancellationToken) {
-        supervise(&self.amqp_url, "registration relay", &self.status.clone(), &shutdown, |connection| {
-            self.session(connection, &shutdown)
-        })
+        supervise(
+            &self.amqp_url,
+            "registration relay",
+            &self.status.clone(),
+            &shutdown,
+            |connection| self.session(connection, &shutdown),
+        )
         .await;
     }
 
-    async fn session(&self, connection: Connection, shutdown: &CancellationToken) -> Result<(), MessagingError> {
+    async fn session(
+        &self,
+        connection: Connection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), MessagingError> {
         let channel = confirm_channel(&connection).await?;
         self.topology.declare_exchange(&channel).await?;
         self.status.set_connected();
@@ -186,10 +194,13 @@ impl Relay {
             .await;
         match &result {
             Ok(()) => {
-                metrics::counter!("events_published_total", "event_type" => row.event_type.clone()).increment(1);
+                metrics::counter!("events_published_total", "event_type" => row.event_type.clone())
+                    .increment(1);
             }
             Err(error) => {
-                span.in_scope(|| tracing::warn!(error = %error, event_id = %row.event_id, "publish failed"));
+                span.in_scope(
+                    || tracing::warn!(error = %error, event_id = %row.event_id, "publish failed"),
+                );
                 metrics::counter!("events_publish_failed_total", "event_type" => row.event_type.clone()).increment(1);
             }
         }

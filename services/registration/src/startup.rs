@@ -55,7 +55,11 @@ impl App {
             status: BrokerStatus::default(),
         };
         let router = routes(db, &relay);
-        Ok(Self { listener, router, relay })
+        Ok(Self {
+            listener,
+            router,
+            relay,
+        })
     }
 
     /// The bound address (the real port when built with port 0).

@@ -54,7 +54,9 @@ pub async fn insert_user(tx: &mut PgConnection, user: &NewUser) -> Result<User, 
     .fetch_one(tx)
     .await
     .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => StoreError::DuplicateEmail,
+        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
+            StoreError::DuplicateEmail
+        }
         _ => StoreError::Database(error),
     })
 }
@@ -73,8 +75,10 @@ pub async fn insert_outbox<T: Event>(
     event: &Envelope<T>,
     trace: &TraceCarrier,
 ) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_value(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    let aggregate_id = Uuid::parse_str(&event.subject).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let payload =
+        serde_json::to_value(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let aggregate_id =
+        Uuid::parse_str(&event.subject).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
         "insert into outbox (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
          values ($1, $2, $3, $4, $5, $6)",

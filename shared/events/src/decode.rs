@@ -78,7 +78,8 @@ mod tests {
     fn a_round_trip_gives_back_the_same_envelope() {
         let envelope = sample();
         let body = serde_json::to_vec(&envelope).expect("serialises");
-        let decoded = decode::<UserRegisteredV1>(Some("user.registered.v1"), &body).expect("decodes");
+        let decoded =
+            decode::<UserRegisteredV1>(Some("user.registered.v1"), &body).expect("decodes");
         assert_eq!(decoded, envelope);
     }
 
@@ -115,7 +116,10 @@ mod tests {
     #[test]
     fn a_missing_field_is_named_in_the_error() {
         let mut json = serde_json::to_value(sample()).expect("serialises");
-        json["data"].as_object_mut().expect("object").remove("email");
+        json["data"]
+            .as_object_mut()
+            .expect("object")
+            .remove("email");
         let body = serde_json::to_vec(&json).expect("serialises");
         let err = decode::<UserRegisteredV1>(None, &body).unwrap_err();
         assert!(err.to_string().contains("email"), "{err}");

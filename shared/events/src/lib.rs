@@ -1,13 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+/// Bytes + type name → typed event, with an error that says why a message can never succeed.
+pub mod decode;
 /// The CloudEvents envelope every event travels in.
 pub mod envelope;
 /// The contract an event type fulfils: its versioned type name and schema.
 pub mod event;
 /// `user.registered.v1`: a person signed up.
 pub mod user_registered;
-/// Bytes + type name → typed event, with an error that says why a message can never succeed.
-pub mod decode;
 
 pub use decode::{DecodeError, decode};
 pub use envelope::Envelope;

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 
 fn schema_file<T: Event>() -> PathBuf {
     // SCHEMA_PATH is relative to the repository root, two levels above this crate.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(T::SCHEMA_PATH)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(T::SCHEMA_PATH)
 }
 
 fn generate<T: JsonSchema>() -> String {
@@ -59,10 +61,20 @@ fn a_real_event_validates_against_the_committed_schema() {
         },
     );
     let instance = serde_json::to_value(&event).expect("event serialises");
-    assert!(validator.is_valid(&instance), "{:?}", validator.iter_errors(&instance).map(|e| e.to_string()).collect::<Vec<_>>());
+    assert!(
+        validator.is_valid(&instance),
+        "{:?}",
+        validator
+            .iter_errors(&instance)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
 
     let mut broken = instance.clone();
     broken["data"]["user_id"] = "not-a-uuid".into();
     broken["sequence"] = (-1).into();
-    assert!(!validator.is_valid(&broken), "the schema must reject a negative sequence");
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema must reject a negative sequence"
+    );
 }

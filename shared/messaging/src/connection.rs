@@ -39,8 +39,7 @@ impl BrokerStatus {
 
 /// Opens one connection, named so that it can be told apart in the management UI.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, MessagingError> {
-    let properties =
-        ConnectionProperties::default().with_connection_name(LongString::from(name));
+    let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
     Ok(Connection::connect(url, properties).await?)
 }
 
@@ -97,7 +96,10 @@ pub async fn supervise<S, Fut>(
 /// Runs the session, ending it early with an error as soon as the connection reports one.
 /// Without this an idle session (a relay waiting for work) would keep reporting itself
 /// connected long after the socket died, until it next tried to use it.
-async fn run_until_connection_fails<S, Fut>(connection: Connection, session: &mut S) -> Result<(), MessagingError>
+async fn run_until_connection_fails<S, Fut>(
+    connection: Connection,
+    session: &mut S,
+) -> Result<(), MessagingError>
 where
     S: FnMut(Connection) -> Fut,
     Fut: Future<Output = Result<(), MessagingError>>,

@@ -9,9 +9,9 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
+use opentelemetry::trace::TraceContextExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field::Empty};
-use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
@@ -94,7 +94,12 @@ async fn session<E: Event, H: Handler<E>>(
         ..BasicConsumeOptions::default()
     };
     let deliveries = channel
-        .basic_consume(names.work.as_str().into(), "".into(), options, FieldTable::default())
+        .basic_consume(
+            names.work.as_str().into(),
+            "".into(),
+            options,
+            FieldTable::default(),
+        )
         .await?;
     status.set_connected();
     tracing::info!(queue = %names.work, prefetch = config.prefetch, "consuming");
@@ -177,7 +182,10 @@ impl<H> DeliveryContext<H> {
         );
         // set_parent must come before the span is entered or its context is read.
         let _ = span.set_parent(trace_context::extract(headers));
-        span.record("trace_id", span.context().span().span_context().trace_id().to_string());
+        span.record(
+            "trace_id",
+            span.context().span().span_context().trace_id().to_string(),
+        );
 
         async {
             let started = Instant::now();
@@ -195,12 +203,18 @@ impl<H> DeliveryContext<H> {
     where
         H: Handler<E>,
     {
-        let type_hint = delivery.properties.kind().as_ref().map(|kind| kind.as_str());
+        let type_hint = delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|kind| kind.as_str());
         let envelope = match events::decode::<E>(type_hint, &delivery.data) {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(error = %error, "undecodable message, dead-lettering it");
-                return self.dead_letter(delivery, "permanent", &error.to_string()).await;
+                return self
+                    .dead_letter(delivery, "permanent", &error.to_string())
+                    .await;
             }
         };
         tracing::Span::current().record("event.type", envelope.event_type.as_str());
@@ -233,7 +247,8 @@ impl<H> DeliveryContext<H> {
         headers.insert(key(headers::ATTEMPT), AMQPValue::LongUInt(attempt + 1));
         headers.insert(key(headers::RETRY_REASON), long_string(reason));
         let queue = self.names.delay_queue(delay);
-        self.forward(delivery, &queue, headers, Disposition::Retried).await
+        self.forward(delivery, &queue, headers, Disposition::Retried)
+            .await
     }
 
     /// Sends a copy to the dead-letter queue with the reason, then acks the original.
@@ -246,7 +261,8 @@ impl<H> DeliveryContext<H> {
             AMQPValue::LongUInt(attempt_of(delivery.properties.headers().as_ref())),
         );
         let queue = self.names.dead_letter.clone();
-        self.forward(delivery, &queue, headers, Disposition::DeadLettered).await
+        self.forward(delivery, &queue, headers, Disposition::DeadLettered)
+            .await
     }
 
     /// Publishes a copy (same body and properties, new headers) to `queue` through the
@@ -266,7 +282,16 @@ impl<H> DeliveryContext<H> {
             .message_id()
             .as_ref()
             .map_or_else(String::new, |id| id.to_string());
-        match publish_raw(&self.channel, "", queue, &delivery.data, properties, &message_id).await {
+        match publish_raw(
+            &self.channel,
+            "",
+            queue,
+            &delivery.data,
+            properties,
+            &message_id,
+        )
+        .await
+        {
             Ok(()) => {
                 self.ack(delivery).await;
                 disposition

@@ -1,9 +1,8 @@
 use std::time::Duration;
 
 use lapin::{
-    BasicProperties, Channel,
+    BasicProperties, Channel, Confirmation,
     options::BasicPublishOptions,
-    Confirmation,
     types::{FieldTable, ShortString},
 };
 
@@ -62,7 +61,15 @@ pub async fn publish(
     routing_key: &str,
     message: &OutgoingMessage,
 ) -> Result<(), MessagingError> {
-    publish_raw(channel, exchange, routing_key, &message.body, message.properties(), &message.message_id).await
+    publish_raw(
+        channel,
+        exchange,
+        routing_key,
+        &message.body,
+        message.properties(),
+        &message.message_id,
+    )
+    .await
 }
 
 /// Publishes bytes with ready-made properties and waits for the confirm. Used to forward a
@@ -81,7 +88,13 @@ pub async fn publish_raw(
         ..BasicPublishOptions::default()
     };
     let confirm = channel
-        .basic_publish(exchange.into(), routing_key.into(), options, body, properties)
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            options,
+            body,
+            properties,
+        )
         .await?;
     let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
         .await

@@ -88,8 +88,12 @@ impl Topology {
             .await?;
         for delay in retry.delays() {
             let delay_queue = names.delay_queue(*delay);
-            declare_quorum(channel, &delay_queue, delay_queue_arguments(&names.work, *delay))
-                .await?;
+            declare_quorum(
+                channel,
+                &delay_queue,
+                delay_queue_arguments(&names.work, *delay),
+            )
+            .await?;
         }
         Ok(names)
     }
@@ -139,7 +143,10 @@ async fn declare_quorum(
 /// A message the broker gives up on (see [`DELIVERY_LIMIT`]) goes to the DLQ, not away.
 fn work_queue_arguments(names: &QueueNames) -> FieldTable {
     let mut arguments = FieldTable::default();
-    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+    arguments.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(DELIVERY_LIMIT),
+    );
     arguments.insert("x-dead-letter-exchange".into(), long_string(""));
     arguments.insert(
         "x-dead-letter-routing-key".into(),
@@ -157,7 +164,10 @@ fn delay_queue_arguments(work_queue: &str, delay: Duration) -> FieldTable {
     arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
     arguments.insert("x-dead-letter-exchange".into(), long_string(""));
     arguments.insert("x-dead-letter-routing-key".into(), long_string(work_queue));
-    arguments.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+    arguments.insert(
+        "x-dead-letter-strategy".into(),
+        long_string("at-least-once"),
+    );
     arguments.insert("x-overflow".into(), long_string("reject-publish"));
     arguments
 }
@@ -179,7 +189,10 @@ mod tests {
     fn without_a_prefix_the_names_are_the_designs() {
         let topology = Topology::default();
         assert_eq!(topology.exchange(), "users");
-        assert_eq!(topology.queue("email.user-registered"), "email.user-registered");
+        assert_eq!(
+            topology.queue("email.user-registered"),
+            "email.user-registered"
+        );
         let names = QueueNames::new(topology.queue("email.user-registered"));
         assert_eq!(names.dead_letter, "email.user-registered.dlq");
         assert_eq!(
@@ -192,6 +205,9 @@ mod tests {
     fn a_prefix_applies_to_every_name() {
         let topology = Topology::new("t42.");
         assert_eq!(topology.exchange(), "t42.users");
-        assert_eq!(topology.queue("profile.user-registered"), "t42.profile.user-registered");
+        assert_eq!(
+            topology.queue("profile.user-registered"),
+            "t42.profile.user-registered"
+        );
     }
 }

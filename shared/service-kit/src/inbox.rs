@@ -1,7 +1,6 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-
 /// Records that `event_id` is being handled, inside the caller's transaction.
 ///
 /// Returns `true` the first time and `false` if the event was already recorded. Because the

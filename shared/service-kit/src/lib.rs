@@ -4,10 +4,10 @@
 
 /// The JSON error body all three services answer with.
 pub mod error_body;
-/// `Json<T>`: a body extractor whose rejections are [`error_body::ErrorBody`] 4xx answers.
-pub mod json;
 /// The inbox: "have I handled this event already?", inside the effect's transaction.
 pub mod inbox;
+/// `Json<T>`: a body extractor whose rejections are [`error_body::ErrorBody`] 4xx answers.
+pub mod json;
 /// `/healthz`, `/readyz`, `/metrics`.
 pub mod ops_http;
 /// Create the database if missing, connect, run the embedded migrations.

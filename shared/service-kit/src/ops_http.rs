@@ -39,16 +39,25 @@ impl Readiness {
 /// otherwise bury the traces people come to look at.
 pub fn router(readiness: Readiness) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "alive" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "alive" })) }),
+        )
         .route("/readyz", get(ready))
-        .route("/metrics", get(|| async { telemetry::metrics::prometheus().render() }))
+        .route(
+            "/metrics",
+            get(|| async { telemetry::metrics::prometheus().render() }),
+        )
         .with_state(readiness)
 }
 
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
-    let database = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&readiness.db))
-        .await
-        .is_ok_and(|result| result.is_ok());
+    let database = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        sqlx::query("select 1").execute(&readiness.db),
+    )
+    .await
+    .is_ok_and(|result| result.is_ok());
     let broker = (readiness.broker_connected)();
     let status = if database && broker {
         StatusCode::OK

@@ -47,8 +47,8 @@ pub async fn connect(
     migrator: &Migrator,
     settings: PoolSettings,
 ) -> Result<PgPool, DatabaseError> {
-    let options =
-        PgConnectOptions::from_str(url).map_err(|error| DatabaseError::InvalidUrl(error.to_string()))?;
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|error| DatabaseError::InvalidUrl(error.to_string()))?;
     let attempt = || async {
         ensure_database_exists(&options).await?;
         let pool = PgPoolOptions::new()
@@ -87,7 +87,10 @@ async fn ensure_database_exists(options: &PgConnectOptions) -> Result<(), Databa
             .await?;
     if !exists {
         let statement = format!("create database {}", quote_identifier(&name));
-        match sqlx::query(AssertSqlSafe(statement)).execute(&mut admin).await {
+        match sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another instance created it between our check and our create.
             Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P04") => {}

@@ -31,8 +31,9 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().clone();
-    let parent =
-        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(request.headers())));
+    let parent = global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(request.headers()))
+    });
     let span = tracing::info_span!(
         "request",
         otel.name = format!("{method} {route}"),
@@ -56,7 +57,13 @@ pub async fn layer(request: Request, next: Next) -> Response {
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
-    span.in_scope(|| tracing::info!(status = status.as_u16(), latency_ms = started.elapsed().as_millis() as u64, "request finished"));
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        )
+    });
 
     let labels = [
         ("method", method.to_string()),

@@ -21,15 +21,24 @@ pub(super) fn router() -> Router<PgPool> {
 /// Addresses are stored as registration normalised them (trimmed, lower-case), so the
 /// query is normalised the same way.
 async fn list(State(db): State<PgPool>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let Some(to) = query.get("to").map(|to| to.trim().to_lowercase()).filter(|to| !to.is_empty()) else {
-        return ErrorBody::for_field("missing_parameter", "to", "query parameter `to` is required")
-            .with_status(StatusCode::BAD_REQUEST);
+    let Some(to) = query
+        .get("to")
+        .map(|to| to.trim().to_lowercase())
+        .filter(|to| !to.is_empty())
+    else {
+        return ErrorBody::for_field(
+            "missing_parameter",
+            "to",
+            "query parameter `to` is required",
+        )
+        .with_status(StatusCode::BAD_REQUEST);
     };
     match store::mails_to(&db, &to).await {
         Ok(mails) => Json(mails).into_response(),
         Err(error) => {
             tracing::error!(error = %error, "cannot list mails");
-            ErrorBody::new("internal", "something went wrong; try again").with_status(StatusCode::INTERNAL_SERVER_ERROR)
+            ErrorBody::new("internal", "something went wrong; try again")
+                .with_status(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }

@@ -25,10 +25,12 @@ async fn find(State(db): State<PgPool>, Path(user_id): Path<String>) -> Response
     };
     match store::find(&db, user_id).await {
         Ok(Some(profile)) => Json(profile).into_response(),
-        Ok(None) => ErrorBody::new("not_found", "no profile for this user (yet)").with_status(StatusCode::NOT_FOUND),
+        Ok(None) => ErrorBody::new("not_found", "no profile for this user (yet)")
+            .with_status(StatusCode::NOT_FOUND),
         Err(error) => {
             tracing::error!(error = %error, "cannot read profile");
-            ErrorBody::new("internal", "something went wrong; try again").with_status(StatusCode::INTERNAL_SERVER_ERROR)
+            ErrorBody::new("internal", "something went wrong; try again")
+                .with_status(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }

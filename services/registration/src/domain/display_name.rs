@@ -35,7 +35,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed() {
-        assert_eq!(DisplayName::parse("  Ada  ").expect("valid").as_ref(), "Ada");
+        assert_eq!(
+            DisplayName::parse("  Ada  ").expect("valid").as_ref(),
+            "Ada"
+        );
     }
 
     #[test]
@@ -47,7 +50,10 @@ mod tests {
     #[test]
     fn empty_blank_and_control_characters_are_rejected() {
         for input in ["", "   ", "Ada\nLovelace", "Ada\u{0}"] {
-            assert!(DisplayName::parse(input).is_err(), "{input:?} must be rejected");
+            assert!(
+                DisplayName::parse(input).is_err(),
+                "{input:?} must be rejected"
+            );
         }
     }
 }

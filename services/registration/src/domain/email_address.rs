@@ -85,7 +85,10 @@ mod tests {
             ("<ada>@example.org", "angle brackets"),
         ];
         for (input, why) in cases {
-            assert!(EmailAddress::parse(input).is_err(), "{input:?} ({why}) must be rejected");
+            assert!(
+                EmailAddress::parse(input).is_err(),
+                "{input:?} ({why}) must be rejected"
+            );
         }
     }
 

@@ -25,9 +25,14 @@ impl NewUser {
         let email = required("email", email)?;
         let display_name = required("display_name", display_name)?;
         Ok(Self {
-            email: EmailAddress::parse(email).map_err(|message| InvalidField { field: "email", message })?,
-            display_name: DisplayName::parse(display_name)
-                .map_err(|message| InvalidField { field: "display_name", message })?,
+            email: EmailAddress::parse(email).map_err(|message| InvalidField {
+                field: "email",
+                message,
+            })?,
+            display_name: DisplayName::parse(display_name).map_err(|message| InvalidField {
+                field: "display_name",
+                message,
+            })?,
         })
     }
 }

@@ -23,7 +23,9 @@ impl IdempotencyKey {
             .to_str()
             .map_err(|_| ApiError::InvalidIdempotencyKey("must be visible ASCII"))?;
         if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::InvalidIdempotencyKey("must be 1 to 255 characters"));
+            return Err(ApiError::InvalidIdempotencyKey(
+                "must be 1 to 255 characters",
+            ));
         }
         Ok(Some(Self(key.to_owned())))
     }

@@ -91,7 +91,8 @@ async fn register(
     let body = serde_json::to_value(UserResponse::from(user))
         .expect("a struct of strings, a uuid and a timestamp always serialises");
     if let Some(key) = &key {
-        store::save_idempotent_response(&mut tx, key.as_ref(), StatusCode::CREATED.as_u16(), &body).await?;
+        store::save_idempotent_response(&mut tx, key.as_ref(), StatusCode::CREATED.as_u16(), &body)
+            .await?;
     }
     tx.commit().await?;
 
@@ -102,17 +103,30 @@ async fn register(
 }
 
 /// Reads a user back.
-async fn find(State(state): State<AppState>, Path(user_id): Path<Uuid>) -> Result<Response, ApiError> {
-    let user = store::find_user(&state.db, user_id).await?.ok_or(ApiError::NotFound)?;
+async fn find(
+    State(state): State<AppState>,
+    Path(user_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let user = store::find_user(&state.db, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(UserResponse::from(user)).into_response())
 }
 
 /// 201 with the user and a `Location` header; `body` is a serialised [`UserResponse`],
 /// either just built or replayed from the idempotency record.
 fn created(body: serde_json::Value) -> Response {
-    let id = body.get("id").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let id = body
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
     let location = format!("/users/{id}");
-    (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response()
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
 }
 
 fn registered_event(user: &User) -> UserRegisteredV1 {
@@ -134,6 +148,8 @@ fn current_trace_context() -> TraceCarrier {
     });
     TraceCarrier {
         traceparent: carrier.remove("traceparent"),
-        tracestate: carrier.remove("tracestate").filter(|state| !state.is_empty()),
+        tracestate: carrier
+            .remove("tracestate")
+            .filter(|state| !state.is_empty()),
     }
 }

@@ -22,7 +22,11 @@ use serde_json::{Value, json};
 #[command(about = "Measures POST /users → profile visible latency and service memory")]
 struct Args {
     /// Base URL of registration.
-    #[arg(long, env = "REGISTRATION_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "REGISTRATION_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     registration_url: String,
     /// Base URL of profile.
     #[arg(long, env = "PROFILE_URL", default_value = "http://127.0.0.1:8082")]
@@ -44,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
     let mut posts = Vec::with_capacity(args.count);
     let mut visible = Vec::with_capacity(args.count);
     for n in 0..args.count {
-        let (post, end_to_end) = sign_up(&http, &args, &format!("measure-{run}-{n}@example.org")).await?;
+        let (post, end_to_end) =
+            sign_up(&http, &args, &format!("measure-{run}-{n}@example.org")).await?;
         posts.push(post);
         visible.push(end_to_end);
     }
@@ -54,13 +59,20 @@ async fn main() -> anyhow::Result<()> {
 
     println!("resident memory (VmRSS), after the run:");
     for (name, pid, rss_kib) in service_memory() {
-        println!("  {name:<13} pid {pid:<8} {:>8.1} MiB", rss_kib as f64 / 1024.0);
+        println!(
+            "  {name:<13} pid {pid:<8} {:>8.1} MiB",
+            rss_kib as f64 / 1024.0
+        );
     }
     Ok(())
 }
 
 /// One sign-up; returns (time to the 201, time until the profile answered 200).
-async fn sign_up(http: &reqwest::Client, args: &Args, email: &str) -> anyhow::Result<(Duration, Duration)> {
+async fn sign_up(
+    http: &reqwest::Client,
+    args: &Args,
+    email: &str,
+) -> anyhow::Result<(Duration, Duration)> {
     let started = Instant::now();
     let response = http
         .post(format!("{}/users", args.registration_url))
@@ -109,7 +121,10 @@ fn service_memory() -> Vec<(String, u32, u64)> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_owned();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .ok()?
+                .trim()
+                .to_owned();
             if !["registration", "email", "profile"].contains(&name.as_str()) {
                 return None;
             }

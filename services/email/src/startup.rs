@@ -92,6 +92,7 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        tracing::info!("email drained, exiting");
         served.context("HTTP server failed")
     }
 }

@@ -91,6 +91,7 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        tracing::info!("profile drained, exiting");
         served.context("HTTP server failed")
     }
 }

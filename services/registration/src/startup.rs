@@ -78,6 +78,7 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        tracing::info!("registration drained, exiting");
         served.context("HTTP server failed")
     }
 }

@@ -1,7 +1,7 @@
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
-use messaging::retry::RetryPolicy;
+use clap::{Parser, Subcommand};
+use messaging::{dead_letters::DlqCommand, retry::RetryPolicy};
 
 /// The email service's settings. Every one is a flag and an environment variable; the
 /// defaults work against a local RabbitMQ, PostgreSQL and an SMTP server on port 1025.
@@ -49,6 +49,20 @@ pub struct Config {
     /// Attempts in all before a message goes to the dead-letter queue.
     #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 6)]
     pub retry_max_attempts: u32,
+    /// How long shutdown waits for in-flight messages before giving up, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+    /// Without a subcommand the service runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools that share the service's configuration instead of running it.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Inspect or redrive this service's dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
 }
 
 impl Config {

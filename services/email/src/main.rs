@@ -1,11 +1,22 @@
 //! The `email` binary: configuration, telemetry, then the app until SIGTERM.
 
 use clap::Parser;
-use email::{config::Config, startup::App};
+use email::{
+    config::{Command, Config},
+    startup::{App, QUEUE},
+};
+use messaging::{dead_letters, topology::Topology};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(Command::Dlq(command)) = &config.command {
+        let dead_letters = Topology::new(config.topology_prefix.clone())
+            .queue_names(QUEUE)
+            .dead_letter;
+        dead_letters::run(&config.amqp_url, &dead_letters, command).await?;
+        return Ok(());
+    }
     let traces = telemetry::init("email")?;
     let shutdown = service_kit::shutdown::on_signal();
 

@@ -1,6 +1,6 @@
 //! Building the app (bind, database, SMTP client) and running it until shutdown.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -33,6 +33,7 @@ pub struct App {
     consumer: ConsumerConfig,
     handler: Arc<WelcomeHandler>,
     broker: BrokerStatus,
+    shutdown_timeout: Duration,
 }
 
 impl App {
@@ -55,6 +56,7 @@ impl App {
         let status = broker.clone();
         let readiness = Readiness::new(db.clone(), move || status.is_connected());
         let router = http::router(db.clone()).merge(ops_http::router(readiness));
+        let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let consumer = ConsumerConfig {
             retry: config.retry_policy(),
             amqp_url: config.amqp_url,
@@ -69,6 +71,7 @@ impl App {
             consumer,
             handler,
             broker,
+            shutdown_timeout,
         })
     }
 
@@ -90,8 +93,7 @@ impl App {
         tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
         let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
         shutdown.cancel();
-        tasks.close();
-        tasks.wait().await;
+        service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;
         tracing::info!("email drained, exiting");
         served.context("HTTP server failed")
     }

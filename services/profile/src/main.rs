@@ -1,11 +1,22 @@
 //! The `profile` binary: configuration, telemetry, then the app until SIGTERM.
 
 use clap::Parser;
-use profile::{config::Config, startup::App};
+use messaging::{dead_letters, topology::Topology};
+use profile::{
+    config::{Command, Config},
+    startup::{App, QUEUE},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(Command::Dlq(command)) = &config.command {
+        let dead_letters = Topology::new(config.topology_prefix.clone())
+            .queue_names(QUEUE)
+            .dead_letter;
+        dead_letters::run(&config.amqp_url, &dead_letters, command).await?;
+        return Ok(());
+    }
     let traces = telemetry::init("profile")?;
     let shutdown = service_kit::shutdown::on_signal();
 

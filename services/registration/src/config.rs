@@ -33,6 +33,12 @@ pub struct Config {
     /// How often the relay looks for rows whose wake-up it missed, in milliseconds.
     #[arg(long, env = "OUTBOX_SWEEP_INTERVAL_MS", default_value_t = 5_000)]
     pub outbox_sweep_interval_ms: u64,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight work before giving up, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
     /// Largest number of open database connections.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,

@@ -1,6 +1,6 @@
 //! Building the app (bind, database, state) and running it until shutdown.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -28,6 +28,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     relay: Relay,
+    shutdown_timeout: Duration,
 }
 
 impl App {
@@ -54,11 +55,12 @@ impl App {
             wake: Arc::new(Notify::new()),
             status: BrokerStatus::default(),
         };
-        let router = routes(db, &relay);
+        let router = routes(db, &relay, config.max_concurrent_requests);
         Ok(Self {
             listener,
             router,
             relay,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
 
@@ -76,19 +78,18 @@ impl App {
         let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
         // The server only returns early on an I/O error; stop the other tasks then too.
         shutdown.cancel();
-        tasks.close();
-        tasks.wait().await;
+        service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;
         tracing::info!("registration drained, exiting");
         served.context("HTTP server failed")
     }
 }
 
-fn routes(db: PgPool, relay: &Relay) -> Router {
+fn routes(db: PgPool, relay: &Relay, max_in_flight: usize) -> Router {
     let status = relay.status.clone();
     let readiness = Readiness::new(db.clone(), move || status.is_connected());
     let state = AppState {
         db,
         relay_wake: relay.wake.clone(),
     };
-    http::router(state).merge(ops_http::router(readiness))
+    http::router(state, max_in_flight).merge(ops_http::router(readiness))
 }

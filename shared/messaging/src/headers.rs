@@ -17,3 +17,5 @@ pub const ORIGINAL_EXCHANGE: &str = "x-original-exchange";
 pub const ORIGINAL_QUEUE: &str = "x-original-queue";
 /// Why the last attempt asked for a retry.
 pub const RETRY_REASON: &str = "x-retry-reason";
+/// Set on a message sent back from a DLQ by `dlq redrive`: the DLQ it came from.
+pub const REDRIVEN_FROM: &str = "x-redriven-from";

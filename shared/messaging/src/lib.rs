@@ -22,6 +22,8 @@
 pub mod connection;
 /// The consume loop: decode, call the handler, ack / retry / dead-letter.
 pub mod consumer;
+/// Listing and redriving dead-lettered messages (the `dlq` subcommand).
+pub mod dead_letters;
 mod error;
 pub mod headers;
 /// What a handler returns.

@@ -45,6 +45,11 @@ impl Topology {
         format!("{}{name}", self.prefix)
     }
 
+    /// The work, dead-letter and delay queue names of a consumer's queue.
+    pub fn queue_names(&self, name: &str) -> QueueNames {
+        QueueNames::new(self.queue(name))
+    }
+
     /// Declares the exchange. Idempotent: declaring what exists with the same arguments is
     /// a no-op, so every service does it at start instead of relying on deploy order.
     pub async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
@@ -74,7 +79,7 @@ impl Topology {
         retry: &RetryPolicy,
     ) -> Result<QueueNames, MessagingError> {
         self.declare_exchange(channel).await?;
-        let names = QueueNames::new(self.queue(queue));
+        let names = self.queue_names(queue);
         declare_quorum(channel, &names.dead_letter, FieldTable::default()).await?;
         declare_quorum(channel, &names.work, work_queue_arguments(&names)).await?;
         channel

@@ -1,4 +1,6 @@
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// A token that is cancelled on SIGTERM (what Docker and Kubernetes send) or Ctrl-C.
 ///
@@ -36,4 +38,19 @@ async fn wait_for_signal() {
 #[cfg(not(unix))]
 async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Waits for the tracked tasks to finish their in-flight work, at most `timeout`.
+///
+/// Bounded because an orchestrator kills the process after its grace period anyway; giving
+/// up a little earlier lets us flush traces and exit on our own terms. Anything not
+/// finished by then was not acked, so the broker redelivers it to another instance.
+pub async fn drain(tasks: &TaskTracker, timeout: Duration) {
+    tasks.close();
+    if tokio::time::timeout(timeout, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            ?timeout,
+            "in-flight work did not finish in time; leaving it to redelivery"
+        );
+    }
 }

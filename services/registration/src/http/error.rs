@@ -1,5 +1,5 @@
 use axum::{
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use service_kit::error_body::ErrorBody;
@@ -47,6 +47,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Failures that mean "the database cannot be reached right now" rather than "this request
+/// is broken": the client should retry (with its Idempotency-Key), so they are a 503.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    )
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
@@ -68,6 +80,18 @@ impl IntoResponse for ApiError {
                 ErrorBody::new("idempotency_key_reused", message),
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", message)),
+            Self::Database(error) if is_unavailable(error) => {
+                tracing::warn!(error = %error, "database unavailable");
+                let mut response = ErrorBody::new(
+                    "unavailable",
+                    "the service is temporarily unavailable; retry shortly",
+                )
+                .with_status(StatusCode::SERVICE_UNAVAILABLE);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
             Self::Database(error) => {
                 tracing::error!(error = %error, error.cause_chain = ?error, "request failed");
                 (

@@ -6,9 +6,18 @@ mod users;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, middleware};
+use axum::{
+    BoxError, Router,
+    error_handling::HandleErrorLayer,
+    extract::DefaultBodyLimit,
+    http::{StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+};
+use service_kit::error_body::ErrorBody;
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
@@ -30,15 +39,36 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
 }
 
-/// The API routes with request tracing, a body limit and a timeout.
-pub fn router(state: AppState) -> Router {
+/// The API routes with request tracing, load shedding, a body limit and a timeout.
+///
+/// At most `max_in_flight` requests are handled at once; beyond that a request is
+/// answered 503 with `Retry-After` at once rather than queued, so a burst cannot pile up
+/// unbounded work (and memory) behind a slow database.
+pub fn router(state: AppState, max_in_flight: usize) -> Router {
+    let shed_load = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(max_in_flight);
     Router::new()
         .merge(users::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
+            StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(shed_load)
         .layer(middleware::from_fn(service_kit::trace_http::layer))
+}
+
+/// The answer when every slot is busy. `load_shed` fails the request with `Overloaded`;
+/// nothing else in the stack fails with an error (handlers answer with responses).
+async fn overloaded(error: BoxError) -> Response {
+    tracing::warn!(error = %error, "shedding load");
+    let mut response = ErrorBody::new("overloaded", "too many requests in flight; retry shortly")
+        .with_status(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response.into_response()
 }

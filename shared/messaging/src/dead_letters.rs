@@ -1,0 +1,219 @@
+//! Looking into a dead-letter queue and sending its messages back to work.
+//!
+//! Both operations use `basic.get` with manual acks on one channel: a message that is not
+//! acked (listing, or not selected for redrive) returns to the DLQ when the channel
+//! closes, so a crash half-way through loses nothing. A redriven copy is confirmed by the
+//! broker before its DLQ original is acked; at worst a redrive duplicates a message, and
+//! the consumers' inbox makes the duplicate harmless.
+
+use std::collections::HashSet;
+
+use lapin::{
+    BasicProperties, Channel, Connection,
+    message::BasicGetMessage,
+    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString},
+};
+use serde::Serialize;
+
+use crate::{
+    MessagingError, headers,
+    publisher::{confirm_channel, publish_raw},
+    topology::key,
+};
+
+/// The `dlq` subcommand of a consumer binary.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Print each dead-lettered message as one JSON line (id, type, kind, reason, attempts).
+    List,
+    /// Move dead-lettered messages back to their work queue, keeping their ids and trace
+    /// context; the attempt counter starts again at 1.
+    Redrive {
+        /// Redrive every message in the DLQ.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        all: bool,
+        /// Redrive the message with this message id (repeat for several).
+        #[arg(long)]
+        id: Vec<String>,
+    },
+}
+
+/// One dead-lettered message, as `dlq list` prints it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The AMQP message id (the event id).
+    pub message_id: String,
+    /// The AMQP `type` property (the event type).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `permanent` or `exhausted`.
+    pub kind: String,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// Attempts made before it was dead-lettered.
+    pub attempts: String,
+    /// The work queue it came from, where a redrive sends it.
+    pub original_queue: String,
+}
+
+/// Runs `command` against `dead_letter_queue` and prints its result on stdout.
+pub async fn run(
+    amqp_url: &str,
+    dead_letter_queue: &str,
+    command: &DlqCommand,
+) -> Result<(), MessagingError> {
+    let connection = crate::connection::connect(amqp_url, "dlq tool").await?;
+    let result = match command {
+        DlqCommand::List => list(&connection, dead_letter_queue).await.map(|letters| {
+            for letter in letters {
+                println!("{}", serde_json::to_string(&letter).unwrap_or_default());
+            }
+        }),
+        DlqCommand::Redrive { all, id } => {
+            let selection = if *all {
+                None
+            } else {
+                Some(id.iter().cloned().collect())
+            };
+            redrive(&connection, dead_letter_queue, selection.as_ref())
+                .await
+                .map(|count| {
+                    println!("redriven {count}");
+                })
+        }
+    };
+    connection.close(200, "done".into()).await?;
+    result
+}
+
+/// The messages in the DLQ, left in place.
+pub async fn list(
+    connection: &Connection,
+    dead_letter_queue: &str,
+) -> Result<Vec<DeadLetter>, MessagingError> {
+    let channel = connection.create_channel().await?;
+    let messages = fetch_all(&channel, dead_letter_queue).await?;
+    let letters = messages.iter().map(describe).collect();
+    // Closing without acking puts every fetched message back.
+    channel.close(200, "listed".into()).await?;
+    Ok(letters)
+}
+
+/// Sends the selected messages (all when `selection` is `None`) back to the queue they
+/// failed in and removes them from the DLQ. Returns how many were redriven.
+pub async fn redrive(
+    connection: &Connection,
+    dead_letter_queue: &str,
+    selection: Option<&HashSet<String>>,
+) -> Result<usize, MessagingError> {
+    let channel = confirm_channel(connection).await?;
+    let messages = fetch_all(&channel, dead_letter_queue).await?;
+    let mut redriven = 0;
+    for message in &messages {
+        let letter = describe(message);
+        if selection.is_some_and(|ids| !ids.contains(&letter.message_id)) {
+            continue;
+        }
+        let properties = redriven_properties(&message.delivery.properties, dead_letter_queue);
+        publish_raw(
+            &channel,
+            "",
+            &letter.original_queue,
+            &message.delivery.data,
+            properties,
+            &letter.message_id,
+        )
+        .await?;
+        message.delivery.ack(BasicAckOptions::default()).await?;
+        redriven += 1;
+    }
+    channel.close(200, "redriven".into()).await?;
+    Ok(redriven)
+}
+
+/// Fetches, unacked, as many messages as the queue held when we started; stopping there
+/// keeps the loop finite however the broker orders requeued messages.
+async fn fetch_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage>, MessagingError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let waiting = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await?
+        .message_count();
+    let mut messages = Vec::new();
+    for _ in 0..waiting {
+        match channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await?
+        {
+            Some(message) => messages.push(message),
+            None => break,
+        }
+    }
+    Ok(messages)
+}
+
+fn describe(message: &BasicGetMessage) -> DeadLetter {
+    let properties = &message.delivery.properties;
+    let table = properties.headers().clone().unwrap_or_default();
+    let text = |name: &str| header_text(&table, name).unwrap_or_default();
+    DeadLetter {
+        message_id: properties
+            .message_id()
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        event_type: properties
+            .kind()
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        kind: text(headers::DEAD_LETTER_KIND),
+        reason: text(headers::DEAD_LETTER_REASON),
+        attempts: text(headers::ATTEMPT),
+        original_queue: text(headers::ORIGINAL_QUEUE),
+    }
+}
+
+/// The DLQ copy's properties minus the failure bookkeeping, plus where it came back from.
+fn redriven_properties(properties: &BasicProperties, dead_letter_queue: &str) -> BasicProperties {
+    let mut kept = FieldTable::default();
+    let dropped = [
+        headers::DEAD_LETTER_KIND,
+        headers::DEAD_LETTER_REASON,
+        headers::RETRY_REASON,
+        headers::ATTEMPT,
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+    ];
+    if let Some(table) = properties.headers() {
+        for (name, value) in table.inner() {
+            if !dropped.contains(&name.as_str()) {
+                kept.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    kept.insert(key(headers::ATTEMPT), AMQPValue::LongUInt(1));
+    kept.insert(
+        key(headers::REDRIVEN_FROM),
+        AMQPValue::LongString(LongString::from(dead_letter_queue)),
+    );
+    properties.clone().with_headers(kept)
+}
+
+fn header_text(table: &FieldTable, name: &str) -> Option<String> {
+    match table.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::LongUInt(value) => Some(value.to_string()),
+        AMQPValue::LongInt(value) => Some(value.to_string()),
+        AMQPValue::LongLongInt(value) => Some(value.to_string()),
+        _ => None,
+    }
+}

@@ -45,7 +45,7 @@ impl App {
         let mailer = Mailer::new(&config.smtp_url, &config.mail_from)?;
         let settings = PoolSettings {
             // Each in-flight message may hold a connection while it sends.
-            max_connections: u32::from(config.prefetch) + 4,
+            max_connections: u32::from(config.consumer.prefetch) + 4,
             ..PoolSettings::default()
         };
         let db = postgres::connect(&config.database_url, &MIGRATOR, settings)
@@ -58,11 +58,11 @@ impl App {
         let router = http::router(db.clone()).merge(ops_http::router(readiness));
         let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let consumer = ConsumerConfig {
-            retry: config.retry_policy(),
+            retry: config.consumer.retry_policy(),
             amqp_url: config.amqp_url,
             topology: Topology::new(config.topology_prefix),
             queue: QUEUE,
-            prefetch: config.prefetch,
+            prefetch: config.consumer.prefetch,
         };
         let handler = Arc::new(WelcomeHandler { db, mailer });
         Ok(Self {

@@ -1,16 +1,19 @@
 //! The `profile` binary: configuration, telemetry, then the app until SIGTERM.
 
 use clap::Parser;
-use messaging::{dead_letters, topology::Topology};
+use messaging::{
+    dead_letters::{self, ConsumerCommand},
+    topology::Topology,
+};
 use profile::{
-    config::{Command, Config},
+    config::Config,
     startup::{App, QUEUE},
 };
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    if let Some(Command::Dlq(command)) = &config.command {
+    if let Some(ConsumerCommand::Dlq(command)) = &config.command {
         let dead_letters = Topology::new(config.topology_prefix.clone())
             .queue_names(QUEUE)
             .dead_letter;

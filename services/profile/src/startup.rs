@@ -44,7 +44,7 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         let settings = PoolSettings {
             // One connection per in-flight message, plus a few for HTTP reads.
-            max_connections: u32::from(config.prefetch) + 4,
+            max_connections: u32::from(config.consumer.prefetch) + 4,
             ..PoolSettings::default()
         };
         let db = postgres::connect(&config.database_url, &MIGRATOR, settings)
@@ -57,11 +57,11 @@ impl App {
         let router = http::router(db.clone()).merge(ops_http::router(readiness));
         let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let consumer = ConsumerConfig {
-            retry: config.retry_policy(),
+            retry: config.consumer.retry_policy(),
             amqp_url: config.amqp_url,
             topology: Topology::new(config.topology_prefix),
             queue: QUEUE,
-            prefetch: config.prefetch,
+            prefetch: config.consumer.prefetch,
         };
         let handler = Arc::new(ProfileProjection { db });
         Ok(Self {

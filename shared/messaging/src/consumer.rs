@@ -35,6 +35,32 @@ pub trait Handler<E: Event>: Send + Sync + 'static {
     fn handle(&self, event: Envelope<E>) -> impl Future<Output = HandlerOutcome> + Send;
 }
 
+/// The consumer settings every consuming service exposes, as flags and variables;
+/// flattened into each service's configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumerSettings {
+    /// Messages in flight at once (AMQP prefetch, and handler concurrency).
+    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 16)]
+    pub prefetch: u16,
+    /// Delay before the first retry of a failed message, in milliseconds; doubled for
+    /// each further retry.
+    #[arg(long, env = "RETRY_INITIAL_DELAY_MS", default_value_t = 1_000)]
+    pub retry_initial_delay_ms: u64,
+    /// Attempts in all before a message goes to the dead-letter queue.
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 6)]
+    pub retry_max_attempts: u32,
+}
+
+impl ConsumerSettings {
+    /// The retry schedule these settings describe.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::exponential(
+            std::time::Duration::from_millis(self.retry_initial_delay_ms),
+            self.retry_max_attempts.saturating_sub(1),
+        )
+    }
+}
+
 /// Where and how a consumer reads.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {

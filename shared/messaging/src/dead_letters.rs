@@ -22,6 +22,15 @@ use crate::{
     topology::key,
 };
 
+/// The subcommands of a consumer binary: tools that share the service's configuration
+/// instead of running the service.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConsumerCommand {
+    /// Inspect or redrive this service's dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
 /// The `dlq` subcommand of a consumer binary.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum DlqCommand {

@@ -6,9 +6,14 @@
 //!    A row already `sent` means there is nothing to do.
 //!
 //! So a redelivery never sends twice, an SMTP outage only delays the mail (the pending row
-//! waits for the retry), and the one remaining window (a crash after the SMTP server took
-//! the mail but before `sent` is committed) sends it again with the same Message-ID.
+//! waits for the retry), and a database failure right after sending is bridged by recording
+//! `sent` again on a fresh connection. The one remaining window (the process dies after the
+//! SMTP server took the mail but before `sent` is committed) sends it again on redelivery,
+//! with the same Message-ID.
 
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 use events::{Envelope, Event, UserRegisteredV1};
 use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use sqlx::PgPool;
@@ -74,10 +79,35 @@ impl WelcomeHandler {
             return Ok(());
         };
         self.mailer.send(&mail).await?;
-        store::mark_sent(&mut tx, event.id).await?;
-        tx.commit().await?;
         metrics::counter!("welcome_mails_sent_total").increment(1);
+        let marked = async {
+            store::mark_sent(&mut tx, event.id).await?;
+            tx.commit().await
+        };
+        if let Err(error) = marked.await {
+            // The mail is out: losing that fact would send it again on the retry. The
+            // transaction is gone with its connection; record it on a fresh one.
+            tracing::warn!(error = %error, event_id = %event.id, "could not record the sent mail; retrying");
+            self.record_sent(event.id).await?;
+        }
         tracing::info!(event_id = %event.id, "welcome mail sent");
         Ok(())
+    }
+
+    /// Marks the mail sent outside the lost transaction, retrying for a few seconds (a
+    /// database blip). If even that fails the message is retried and the mail is sent
+    /// again: the rare duplicate the Message-ID is there for.
+    async fn record_sent(&self, event_id: uuid::Uuid) -> Result<(), sqlx::Error> {
+        let mark = || async {
+            let mut connection = self.db.acquire().await?;
+            store::mark_sent(&mut connection, event_id).await
+        };
+        mark.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(8),
+        )
+        .await
     }
 }

@@ -98,6 +98,7 @@ impl Relay {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.sweep_interval) => {}
+                error = messaging::connection::failed(&connection) => return Err(error),
             }
         }
         connection.close(200, "shutting down".into()).await?;

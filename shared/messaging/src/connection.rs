@@ -69,7 +69,7 @@ pub async fn supervise<S, Fut>(
                 Ok(connection) => {
                     tracing::info!(connection = name, "connected to the broker");
                     let started = tokio::time::Instant::now();
-                    let result = run_until_connection_fails(connection, &mut session).await;
+                    let result = session(connection).await;
                     status.set_disconnected();
                     if started.elapsed() > Duration::from_secs(30) {
                         delays = backoff();
@@ -93,30 +93,20 @@ pub async fn supervise<S, Fut>(
     }
 }
 
-/// Runs the session, ending it early with an error as soon as the connection reports one.
-/// Without this an idle session (a relay waiting for work) would keep reporting itself
-/// connected long after the socket died, until it next tried to use it.
-async fn run_until_connection_fails<S, Fut>(
-    connection: Connection,
-    session: &mut S,
-) -> Result<(), MessagingError>
-where
-    S: FnMut(Connection) -> Fut,
-    Fut: Future<Output = Result<(), MessagingError>>,
-{
+/// Resolves when `connection` reports an error (or its event stream ends), with that error.
+///
+/// A session that sits idle (the relay waiting for work) selects on this so that it notices
+/// a dead socket at once instead of at its next publish, and `/readyz` stops claiming the
+/// broker is up. A consuming session does not need it: its delivery stream fails instead,
+/// and it lets the handlers in flight finish rather than abandon them half-way.
+pub async fn failed(connection: &Connection) -> MessagingError {
     let mut events = connection.events_listener();
-    let failed = async move {
-        while let Some(event) = events.next().await {
-            if let Event::Error(error) = event {
-                return MessagingError::from(error);
-            }
+    while let Some(event) = events.next().await {
+        if let Event::Error(error) = event {
+            return MessagingError::from(error);
         }
-        MessagingError::ConnectionClosed
-    };
-    tokio::select! {
-        result = session(connection) => result,
-        error = failed => Err(error),
     }
+    MessagingError::ConnectionClosed
 }
 
 fn backoff() -> impl Iterator<Item = Duration> {

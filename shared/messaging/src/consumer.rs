@@ -2,7 +2,7 @@ use std::{future::Future, sync::Arc, time::Instant};
 
 use chrono::Utc;
 use events::{Envelope, Event};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, future};
 use lapin::{
     BasicProperties, Channel, Connection,
     message::Delivery,
@@ -137,17 +137,36 @@ async fn session<E: Event, H: Handler<E>>(
         retry: config.retry.clone(),
         handler,
     });
+    // A failed delivery stream (the connection died) ends the stream rather than the loop:
+    // handlers already running finish (their acks will fail and the broker redelivers,
+    // which the inbox absorbs) instead of being dropped half-way through a side effect.
+    let failure = std::sync::Mutex::new(None);
     deliveries
         .take_until(shutdown.cancelled())
-        .map_err(MessagingError::from)
-        .try_for_each_concurrent(usize::from(config.prefetch), |delivery| {
-            let context = context.clone();
-            async move {
-                context.process::<E>(delivery).await;
-                Ok(())
-            }
+        .scan((), |(), delivery| {
+            future::ready(match delivery {
+                Ok(delivery) => Some(delivery),
+                Err(error) => {
+                    if let Ok(mut slot) = failure.lock() {
+                        *slot = Some(error);
+                    }
+                    None
+                }
+            })
         })
-        .await?;
+        .for_each_concurrent(usize::from(config.prefetch), |delivery| {
+            let context = context.clone();
+            async move { context.process::<E>(delivery).await }
+        })
+        .await;
+    if let Some(error) = failure.into_inner().ok().flatten() {
+        return Err(error.into());
+    }
+    if !shutdown.is_cancelled() {
+        // The stream ended without an error and without a shutdown: the broker cancelled
+        // the consumer (queue deleted, connection closed). Start over.
+        return Err(MessagingError::ConnectionClosed);
+    }
 
     // Clean stop: in-flight work is finished and acked; close so that the broker requeues
     // what was prefetched but not started.

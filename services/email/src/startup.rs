@@ -33,6 +33,7 @@ pub struct App {
     consumer: ConsumerConfig,
     handler: Arc<WelcomeHandler>,
     broker: BrokerStatus,
+    readiness: Readiness,
     shutdown_timeout: Duration,
 }
 
@@ -55,7 +56,7 @@ impl App {
         let broker = BrokerStatus::default();
         let status = broker.clone();
         let readiness = Readiness::new(db.clone(), move || status.is_connected());
-        let router = http::router(db.clone()).merge(ops_http::router(readiness));
+        let router = http::router(db.clone()).merge(ops_http::router(readiness.clone()));
         let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let consumer = ConsumerConfig {
             retry: config.consumer.retry_policy(),
@@ -71,6 +72,7 @@ impl App {
             consumer,
             handler,
             broker,
+            readiness,
             shutdown_timeout,
         })
     }
@@ -90,7 +92,10 @@ impl App {
             self.broker,
             shutdown.clone(),
         ));
-        tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
+        tasks.spawn(ops_http::run_metrics_upkeep(
+            self.readiness,
+            shutdown.clone(),
+        ));
         let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
         shutdown.cancel();
         service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;

@@ -33,6 +33,7 @@ pub struct App {
     consumer: ConsumerConfig,
     handler: Arc<ProfileProjection>,
     broker: BrokerStatus,
+    readiness: Readiness,
     shutdown_timeout: Duration,
 }
 
@@ -54,7 +55,7 @@ impl App {
         let broker = BrokerStatus::default();
         let status = broker.clone();
         let readiness = Readiness::new(db.clone(), move || status.is_connected());
-        let router = http::router(db.clone()).merge(ops_http::router(readiness));
+        let router = http::router(db.clone()).merge(ops_http::router(readiness.clone()));
         let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let consumer = ConsumerConfig {
             retry: config.consumer.retry_policy(),
@@ -70,6 +71,7 @@ impl App {
             consumer,
             handler,
             broker,
+            readiness,
             shutdown_timeout,
         })
     }
@@ -89,7 +91,10 @@ impl App {
             self.broker,
             shutdown.clone(),
         ));
-        tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
+        tasks.spawn(ops_http::run_metrics_upkeep(
+            self.readiness,
+            shutdown.clone(),
+        ));
         let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
         shutdown.cancel();
         service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;

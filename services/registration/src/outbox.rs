@@ -220,3 +220,29 @@ fn stored_context(row: &OutboxRow) -> opentelemetry::Context {
     }
     global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
 }
+
+/// Every few seconds: how many events wait in the outbox and how old the oldest is
+/// (`outbox_backlog_events`, `outbox_oldest_unpublished_age_seconds`). A growing backlog
+/// or age means the relay cannot publish: broker down, or the relay is not running.
+pub async fn report_backlog(db: PgPool, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "select count(*), extract(epoch from now() - min(created_at))::float8
+             from outbox where published_at is null",
+        )
+        .fetch_one(&db)
+        .await;
+        match backlog {
+            Ok((count, oldest)) => {
+                metrics::gauge!("outbox_backlog_events").set(count as f64);
+                metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest.unwrap_or(0.0));
+            }
+            Err(error) => tracing::debug!(error = %error, "cannot measure the outbox backlog"),
+        }
+    }
+}

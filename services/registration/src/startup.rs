@@ -16,7 +16,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::Config,
     http::{self, AppState},
-    outbox::Relay,
+    outbox::{self, Relay},
 };
 
 /// The migrations, embedded in the binary so a deployment is one file.
@@ -28,6 +28,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     relay: Relay,
+    readiness: Readiness,
     shutdown_timeout: Duration,
 }
 
@@ -55,11 +56,19 @@ impl App {
             wake: Arc::new(Notify::new()),
             status: BrokerStatus::default(),
         };
-        let router = routes(db, &relay, config.max_concurrent_requests);
+        let status = relay.status.clone();
+        let readiness = Readiness::new(db.clone(), move || status.is_connected());
+        let router = routes(
+            db,
+            &relay,
+            readiness.clone(),
+            config.max_concurrent_requests,
+        );
         Ok(Self {
             listener,
             router,
             relay,
+            readiness,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
@@ -73,8 +82,15 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr()?, "registration listening");
         let tasks = TaskTracker::new();
+        tasks.spawn(outbox::report_backlog(
+            self.relay.db.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(self.relay.run(shutdown.clone()));
-        tasks.spawn(ops_http::run_metrics_upkeep(shutdown.clone()));
+        tasks.spawn(ops_http::run_metrics_upkeep(
+            self.readiness,
+            shutdown.clone(),
+        ));
         let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
         // The server only returns early on an I/O error; stop the other tasks then too.
         shutdown.cancel();
@@ -84,9 +100,7 @@ impl App {
     }
 }
 
-fn routes(db: PgPool, relay: &Relay, max_in_flight: usize) -> Router {
-    let status = relay.status.clone();
-    let readiness = Readiness::new(db.clone(), move || status.is_connected());
+fn routes(db: PgPool, relay: &Relay, readiness: Readiness, max_in_flight: usize) -> Router {
     let state = AppState {
         db,
         relay_wake: relay.wake.clone(),

@@ -141,7 +141,7 @@ async fn session<E: Event, H: Handler<E>>(
     // handlers already running finish (their acks will fail and the broker redelivers,
     // which the inbox absorbs) instead of being dropped half-way through a side effect.
     let failure = std::sync::Mutex::new(None);
-    deliveries
+    let processing = deliveries
         .take_until(shutdown.cancelled())
         .scan((), |(), delivery| {
             future::ready(match delivery {
@@ -157,8 +157,11 @@ async fn session<E: Event, H: Handler<E>>(
         .for_each_concurrent(usize::from(config.prefetch), |delivery| {
             let context = context.clone();
             async move { context.process::<E>(delivery).await }
-        })
-        .await;
+        });
+    tokio::select! {
+        () = processing => {}
+        () = report_queue_depths(&connection, &context.names, config.queue) => {}
+    }
     if let Some(error) = failure.into_inner().ok().flatten() {
         return Err(error.into());
     }
@@ -172,6 +175,43 @@ async fn session<E: Event, H: Handler<E>>(
     // what was prefetched but not started.
     connection.close(200, "shutting down".into()).await?;
     Ok(())
+}
+
+/// Every few seconds: messages waiting in the work queue and in its DLQ
+/// (`queue_depth_messages{queue}`, `dead_letter_queue_depth_messages{queue}`), read with a
+/// passive declare on a channel of its own. Runs until the session ends.
+async fn report_queue_depths(connection: &Connection, names: &QueueNames, queue: &'static str) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut channel = None;
+    loop {
+        interval.tick().await;
+        if channel
+            .as_ref()
+            .is_none_or(|c: &Channel| !c.status().connected())
+        {
+            channel = connection.create_channel().await.ok();
+        }
+        let Some(channel) = &channel else { continue };
+        if let Some(depth) = queue_depth(channel, &names.work).await {
+            metrics::gauge!("queue_depth_messages", "queue" => queue).set(f64::from(depth));
+        }
+        if let Some(depth) = queue_depth(channel, &names.dead_letter).await {
+            metrics::gauge!("dead_letter_queue_depth_messages", "queue" => queue)
+                .set(f64::from(depth));
+        }
+    }
+}
+
+/// Ready messages in `queue`, or `None` if the broker would not say.
+async fn queue_depth(channel: &Channel, queue: &str) -> Option<u32> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..lapin::options::QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await;
+    declared.ok().map(|queue| queue.message_count())
 }
 
 /// Everything `process` needs, shared by the concurrent deliveries of one session.

@@ -72,15 +72,25 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// Keeps the Prometheus recorder's memory bounded between scrapes (histogram samples are
-/// otherwise only drained by a scrape). Stops with `shutdown`.
-pub async fn run_metrics_upkeep(shutdown: CancellationToken) {
+/// Every few seconds: samples the connection gauges (`db_pool_connections{state}`,
+/// `broker_connected`) and runs the Prometheus recorder's upkeep, which keeps its memory
+/// bounded between scrapes (histogram samples are otherwise only drained by a scrape).
+/// Stops with `shutdown`.
+pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToken) {
     let handle = telemetry::metrics::prometheus();
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = interval.tick() => handle.run_upkeep(),
+            _ = interval.tick() => {
+                let size = readiness.db.size();
+                let idle = u32::try_from(readiness.db.num_idle()).unwrap_or(size);
+                metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+                metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+                let connected = if (readiness.broker_connected)() { 1.0 } else { 0.0 };
+                metrics::gauge!("broker_connected").set(connected);
+                handle.run_upkeep();
+            }
         }
     }
 }

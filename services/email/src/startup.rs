@@ -64,6 +64,7 @@ impl App {
             topology: Topology::new(config.topology_prefix),
             queue: QUEUE,
             prefetch: config.consumer.prefetch,
+            trace_mode: config.consumer.trace_mode,
         };
         let handler = Arc::new(WelcomeHandler { db, mailer });
         Ok(Self {

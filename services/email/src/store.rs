@@ -30,6 +30,11 @@ pub struct WelcomeMail {
 }
 
 /// Records the mail as pending, in the inbox transaction.
+#[tracing::instrument(
+    name = "INSERT welcome_mails",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "welcome_mails")
+)]
 pub async fn insert_pending(
     tx: &mut PgConnection,
     user_id: Uuid,
@@ -53,6 +58,11 @@ pub async fn insert_pending(
 /// Locks the mail's row for the duration of the caller's transaction and returns it if it
 /// still needs sending. The lock makes two concurrent deliveries of one event take turns:
 /// the second finds the row already `sent`.
+#[tracing::instrument(
+    name = "SELECT welcome_mails",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "welcome_mails")
+)]
 pub async fn lock_pending(
     tx: &mut PgConnection,
     event_id: Uuid,
@@ -73,6 +83,11 @@ pub async fn lock_pending(
 }
 
 /// Marks the mail sent.
+#[tracing::instrument(
+    name = "UPDATE welcome_mails",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "UPDATE", db.collection.name = "welcome_mails")
+)]
 pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update welcome_mails set status = 'sent', sent_at = now() where event_id = $1")
         .bind(event_id)
@@ -82,6 +97,11 @@ pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx
 }
 
 /// The mails to one address, oldest first.
+#[tracing::instrument(
+    name = "SELECT welcome_mails",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "welcome_mails")
+)]
 pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, sqlx::Error> {
     sqlx::query_as(
         "select event_id, user_id, recipient, subject, message_id, status, created_at, sent_at

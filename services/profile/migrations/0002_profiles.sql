@@ -6,5 +6,7 @@ create table profiles (
     -- The envelope `sequence` of the event that last wrote this row. An event with a
     -- lower or equal sequence for the same user is stale and changes nothing.
     sequence      bigint not null,
-    updated_at    timestamptz not null default now()
+    -- The `time` of the event that last wrote this row (not the wall clock of the write),
+    -- so replaying the event log rebuilds exactly the same rows.
+    updated_at    timestamptz not null
 );

@@ -30,15 +30,14 @@ impl ProfileProjection {
             tracing::info!(event_id = %event.id, "event already applied");
             return Ok(());
         }
-        let data = &event.data;
-        let written = store::upsert(
-            &mut tx,
-            data.user_id,
-            &data.display_name,
-            data.registered_at,
-            event.sequence,
-        )
-        .await?;
+        let change = store::ProfileChange {
+            user_id: event.data.user_id,
+            display_name: &event.data.display_name,
+            registered_at: event.data.registered_at,
+            sequence: event.sequence,
+            changed_at: event.time,
+        };
+        let written = store::upsert(&mut tx, &change).await?;
         tx.commit().await?;
         if written {
             metrics::counter!("profiles_created_total").increment(1);

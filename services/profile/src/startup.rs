@@ -63,6 +63,7 @@ impl App {
             topology: Topology::new(config.topology_prefix),
             queue: QUEUE,
             prefetch: config.consumer.prefetch,
+            trace_mode: config.consumer.trace_mode,
         };
         let handler = Arc::new(ProfileProjection { db });
         Ok(Self {

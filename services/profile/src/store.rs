@@ -15,39 +15,62 @@ pub struct Profile {
     pub display_name: String,
     /// When the user signed up.
     pub registered_at: DateTime<Utc>,
-    /// When this read model last changed the profile.
+    /// When the event that last changed the profile happened.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What one event says a profile now is.
+#[derive(Debug, Clone)]
+pub struct ProfileChange<'a> {
+    /// Whose profile.
+    pub user_id: Uuid,
+    /// The name to show.
+    pub display_name: &'a str,
+    /// When the user signed up.
+    pub registered_at: DateTime<Utc>,
+    /// The event's per-user sequence number.
+    pub sequence: u64,
+    /// The event's time.
+    pub changed_at: DateTime<Utc>,
 }
 
 /// Writes the profile unless a newer event (higher `sequence`) already did: last writer
 /// by sequence wins, whatever order the broker delivers in.
+#[tracing::instrument(
+    name = "INSERT profiles",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "profiles")
+)]
 pub async fn upsert(
     tx: &mut PgConnection,
-    user_id: Uuid,
-    display_name: &str,
-    registered_at: DateTime<Utc>,
-    sequence: u64,
+    change: &ProfileChange<'_>,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "insert into profiles (user_id, display_name, registered_at, sequence)
-         values ($1, $2, $3, $4)
+        "insert into profiles (user_id, display_name, registered_at, sequence, updated_at)
+         values ($1, $2, $3, $4, $5)
          on conflict (user_id) do update
             set display_name = excluded.display_name,
                 registered_at = excluded.registered_at,
                 sequence = excluded.sequence,
-                updated_at = now()
+                updated_at = excluded.updated_at
           where profiles.sequence < excluded.sequence",
     )
-    .bind(user_id)
-    .bind(display_name)
-    .bind(registered_at)
-    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .bind(change.user_id)
+    .bind(change.display_name)
+    .bind(change.registered_at)
+    .bind(i64::try_from(change.sequence).unwrap_or(i64::MAX))
+    .bind(change.changed_at)
     .execute(tx)
     .await?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Reads one profile.
+#[tracing::instrument(
+    name = "SELECT profiles",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "profiles")
+)]
 pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
     sqlx::query_as(
         "select user_id, display_name, registered_at, updated_at from profiles where user_id = $1",

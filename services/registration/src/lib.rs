@@ -7,10 +7,14 @@
 pub mod config;
 /// Parsed input types: an `EmailAddress` or `DisplayName` that exists is valid.
 pub mod domain;
+/// The outbox as the event log: the published events, kept for replay, and their expiry.
+pub mod event_log;
 /// The HTTP API: routes, error mapping, idempotency.
 pub mod http;
 /// The relay that publishes outbox rows.
 pub mod outbox;
+/// `registration replay`: republish logged events to one consumer's queue.
+pub mod replay;
 /// Building and running the app.
 pub mod startup;
 /// SQL for users and the outbox.

@@ -2,11 +2,18 @@
 //! Everything else lives in the library so that tests and tools can reuse it.
 
 use clap::Parser;
-use registration::{config::Config, startup::App};
+use registration::{
+    config::{Config, RegistrationCommand},
+    replay,
+    startup::App,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(RegistrationCommand::Replay(args)) = &config.command {
+        return run_replay(&config, args).await;
+    }
     let traces = telemetry::init("registration")?;
     let shutdown = service_kit::shutdown::on_signal();
 
@@ -20,4 +27,16 @@ async fn main() -> anyhow::Result<()> {
     // Flush the last spans; blocking, so off the runtime's workers.
     tokio::task::spawn_blocking(move || traces.shutdown()).await?;
     result
+}
+
+/// `registration replay …`: no HTTP server, no relay; read the log, publish, report.
+async fn run_replay(config: &Config, args: &replay::ReplayArgs) -> anyhow::Result<()> {
+    let db = sqlx::PgPool::connect(&config.database_url).await?;
+    let topology = messaging::topology::Topology::new(config.topology_prefix.clone());
+    let count = replay::replay(&db, &config.amqp_url, &topology, args).await?;
+    println!(
+        "replayed {count} events to {}",
+        topology.queue(&args.to_queue)
+    );
+    Ok(())
 }

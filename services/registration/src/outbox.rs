@@ -8,24 +8,23 @@
 //! commit republishes that row later: delivery is at least once, and consumers
 //! deduplicate on the event id.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
 use messaging::lapin::{Channel, Connection, types::FieldTable};
 use messaging::{
     MessagingError,
     connection::{BrokerStatus, supervise},
-    publisher::{OutgoingMessage, confirm_channel, publish},
+    publisher::{confirm_channel, publish},
     topology::Topology,
     trace_context,
 };
-use opentelemetry::global;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use uuid::Uuid;
+
+use crate::event_log::LoggedEvent;
 
 /// What the relay needs; built by `startup`.
 #[derive(Debug, Clone)]
@@ -56,19 +55,6 @@ enum RelayError {
     /// The database failed: try again at the next wake-up or sweep.
     #[error("outbox database error: {0}")]
     Database(#[from] sqlx::Error),
-}
-
-/// One unpublished outbox row.
-#[derive(Debug, sqlx::FromRow)]
-struct OutboxRow {
-    position: i64,
-    event_id: Uuid,
-    event_type: String,
-    aggregate_id: Uuid,
-    payload: String,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
-    created_at: DateTime<Utc>,
 }
 
 impl Relay {
@@ -130,7 +116,7 @@ impl Relay {
     /// Claims, publishes and marks one batch; returns how many rows were published.
     async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
         let mut tx = self.db.begin().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
+        let rows: Vec<LoggedEvent> = sqlx::query_as(
             "select position, event_id, event_type, aggregate_id, payload::text as payload,
                     traceparent, tracestate, created_at
              from outbox where published_at is null
@@ -166,7 +152,11 @@ impl Relay {
     }
 
     /// Publishes one row inside a producer span that continues the sign-up's trace.
-    async fn publish_row(&self, channel: &Channel, row: &OutboxRow) -> Result<(), MessagingError> {
+    async fn publish_row(
+        &self,
+        channel: &Channel,
+        row: &LoggedEvent,
+    ) -> Result<(), MessagingError> {
         let exchange = self.topology.exchange();
         let span = tracing::info_span!(
             "publish",
@@ -178,18 +168,10 @@ impl Relay {
             messaging.rabbitmq.destination.routing_key = %row.event_type,
             messaging.message.id = %row.event_id,
         );
-        let _ = span.set_parent(stored_context(row));
+        let _ = span.set_parent(row.trace_context());
         let mut headers = FieldTable::default();
         trace_context::inject(&span.context(), &mut headers);
-        let message = OutgoingMessage {
-            message_id: row.event_id.to_string(),
-            event_type: row.event_type.clone(),
-            correlation_id: row.aggregate_id.to_string(),
-            source: "/registration".to_owned(),
-            timestamp: u64::try_from(row.created_at.timestamp()).unwrap_or_default(),
-            headers,
-            body: row.payload.clone().into_bytes(),
-        };
+        let message = row.message(headers);
         let result = publish(channel, &exchange, &row.event_type, &message)
             .instrument(span.clone())
             .await;
@@ -207,18 +189,6 @@ impl Relay {
         }
         result
     }
-}
-
-/// The trace context the sign-up request stored with the row.
-fn stored_context(row: &OutboxRow) -> opentelemetry::Context {
-    let mut carrier = HashMap::new();
-    if let Some(traceparent) = &row.traceparent {
-        carrier.insert("traceparent".to_owned(), traceparent.clone());
-    }
-    if let Some(tracestate) = &row.tracestate {
-        carrier.insert("tracestate".to_owned(), tracestate.clone());
-    }
-    global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
 }
 
 /// Every few seconds: how many events wait in the outbox and how old the oldest is

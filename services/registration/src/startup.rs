@@ -15,6 +15,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::Config,
+    event_log,
     http::{self, AppState},
     outbox::{self, Relay},
 };
@@ -29,6 +30,7 @@ pub struct App {
     router: Router,
     relay: Relay,
     readiness: Readiness,
+    retention: (Duration, Duration),
     shutdown_timeout: Duration,
 }
 
@@ -69,6 +71,10 @@ impl App {
             router,
             relay,
             readiness,
+            retention: (
+                config.event_log_retention(),
+                Duration::from_secs(config.event_log_cleanup_interval_secs),
+            ),
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
@@ -84,6 +90,13 @@ impl App {
         let tasks = TaskTracker::new();
         tasks.spawn(outbox::report_backlog(
             self.relay.db.clone(),
+            shutdown.clone(),
+        ));
+        let (retention, cleanup_interval) = self.retention;
+        tasks.spawn(event_log::run_retention(
+            self.relay.db.clone(),
+            retention,
+            cleanup_interval,
             shutdown.clone(),
         ));
         tasks.spawn(self.relay.run(shutdown.clone()));

@@ -43,6 +43,11 @@ pub struct TraceCarrier {
 }
 
 /// Inserts the user with a new UUIDv7; a taken email is [`StoreError::DuplicateEmail`].
+#[tracing::instrument(
+    name = "INSERT users",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "users")
+)]
 pub async fn insert_user(tx: &mut PgConnection, user: &NewUser) -> Result<User, StoreError> {
     sqlx::query_as(
         "insert into users (user_id, email, display_name) values ($1, $2, $3)
@@ -62,6 +67,11 @@ pub async fn insert_user(tx: &mut PgConnection, user: &NewUser) -> Result<User, 
 }
 
 /// Reads one user.
+#[tracing::instrument(
+    name = "SELECT users",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "users")
+)]
 pub async fn find_user(db: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as("select user_id, email, display_name, created_at from users where user_id = $1")
         .bind(user_id)
@@ -70,6 +80,11 @@ pub async fn find_user(db: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx:
 }
 
 /// Adds an event to the outbox, in the caller's transaction.
+#[tracing::instrument(
+    name = "INSERT outbox",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "outbox")
+)]
 pub async fn insert_outbox<T: Event>(
     tx: &mut PgConnection,
     event: &Envelope<T>,
@@ -111,6 +126,11 @@ pub enum IdempotencyClaim {
 /// Claims `key` inside the transaction. A concurrent request with the same key waits on
 /// the primary key until this transaction ends, then sees the stored answer (or, if this
 /// one rolled back, claims the key itself).
+#[tracing::instrument(
+    name = "INSERT idempotency",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "idempotency")
+)]
 pub async fn claim_idempotency_key(
     tx: &mut PgConnection,
     key: &str,
@@ -140,6 +160,11 @@ pub async fn claim_idempotency_key(
 }
 
 /// Stores the answer for a claimed key, in the same transaction as the user.
+#[tracing::instrument(
+    name = "UPDATE idempotency",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "UPDATE", db.collection.name = "idempotency")
+)]
 pub async fn save_idempotent_response(
     tx: &mut PgConnection,
     key: &str,

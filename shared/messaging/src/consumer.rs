@@ -49,6 +49,10 @@ pub struct ConsumerSettings {
     /// Attempts in all before a message goes to the dead-letter queue.
     #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 6)]
     pub retry_max_attempts: u32,
+    /// `child`: processing spans continue the producer's trace; `link`: each starts a new
+    /// trace linked to it. Redriven and replayed messages always get a link.
+    #[arg(long, env = "CONSUMER_TRACE_MODE", value_enum, default_value_t = TraceMode::Child)]
+    pub trace_mode: TraceMode,
 }
 
 impl ConsumerSettings {
@@ -76,6 +80,20 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     /// Backoff schedule for handler retries.
     pub retry: RetryPolicy,
+    /// How the processing span relates to the producer's span.
+    pub trace_mode: TraceMode,
+}
+
+/// How a consumer's processing span relates to the span that published the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TraceMode {
+    /// A child of the publish span: one trace from the HTTP request to every consumer.
+    /// What the OpenTelemetry messaging conventions allow for single-message processing.
+    #[default]
+    Child,
+    /// A new trace with a link to the publish span: keeps traces short when one event
+    /// fans out to many consumers or is processed long after it was sent.
+    Link,
 }
 
 /// Consumes `E` events from the configured queue until `shutdown` is cancelled.
@@ -135,6 +153,7 @@ async fn session<E: Event, H: Handler<E>>(
         names,
         queue: config.queue,
         retry: config.retry.clone(),
+        trace_mode: config.trace_mode,
         handler,
     });
     // A failed delivery stream (the connection died) ends the stream rather than the loop:
@@ -214,12 +233,21 @@ async fn queue_depth(channel: &Channel, queue: &str) -> Option<u32> {
     declared.ok().map(|queue| queue.message_count())
 }
 
+/// True for a message sent again by a person (a DLQ redrive or an event-log replay).
+fn is_resent(headers: Option<&FieldTable>) -> bool {
+    headers.is_some_and(|table| {
+        table.inner().contains_key(headers::REDRIVEN_FROM)
+            || table.inner().contains_key(headers::REPLAYED)
+    })
+}
+
 /// Everything `process` needs, shared by the concurrent deliveries of one session.
 struct DeliveryContext<H> {
     channel: Channel,
     names: QueueNames,
     queue: &'static str,
     retry: RetryPolicy,
+    trace_mode: TraceMode,
     handler: Arc<H>,
 }
 
@@ -265,8 +293,15 @@ impl<H> DeliveryContext<H> {
             event.r#type = Empty,
             trace_id = Empty,
         );
-        // set_parent must come before the span is entered or its context is read.
-        let _ = span.set_parent(trace_context::extract(headers));
+        let carried = trace_context::extract(headers);
+        if self.trace_mode == TraceMode::Link || is_resent(headers) {
+            // A new trace that points back to the producer's: what a replay or redrive
+            // (hours later, by a person) and the `link` setting ask for.
+            span.add_link(carried.span().span_context().clone());
+        } else {
+            // set_parent must come before the span is entered or its context is read.
+            let _ = span.set_parent(carried);
+        }
         span.record(
             "trace_id",
             span.context().span().span_context().trace_id().to_string(),

@@ -19,3 +19,5 @@ pub const ORIGINAL_QUEUE: &str = "x-original-queue";
 pub const RETRY_REASON: &str = "x-retry-reason";
 /// Set on a message sent back from a DLQ by `dlq redrive`: the DLQ it came from.
 pub const REDRIVEN_FROM: &str = "x-redriven-from";
+/// Set on a message sent again from the producer's event log by a replay.
+pub const REPLAYED: &str = "x-replayed";

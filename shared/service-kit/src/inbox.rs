@@ -9,6 +9,11 @@ use uuid::Uuid;
 /// trace, so the redelivery does the work. Two deliveries of the same event at once are
 /// serialised by the primary key: the second insert waits for the first transaction and
 /// then finds the row.
+#[tracing::instrument(
+    name = "INSERT inbox",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "inbox")
+)]
 pub async fn record_once(
     tx: &mut PgConnection,
     event_id: Uuid,

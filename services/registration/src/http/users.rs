@@ -19,11 +19,9 @@ use uuid::Uuid;
 use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
+    event_log::SOURCE,
     store::{self, IdempotencyClaim, TraceCarrier, User},
 };
-
-/// The CloudEvents `source` of every event this service emits.
-const SOURCE: &str = "/registration";
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -87,7 +87,7 @@ impl Relay {
                 error = messaging::connection::failed(&connection) => return Err(error),
             }
         }
-        connection.close(200, "shutting down".into()).await?;
+        messaging::connection::close_for_shutdown(&connection).await;
         Ok(())
     }
 

@@ -93,6 +93,15 @@ pub async fn supervise<S, Fut>(
     }
 }
 
+/// Closes the connection at the end of a clean shutdown. Best effort: the work is done and
+/// acked, and if the broker or a channel is already going away there is nothing left to
+/// save, so a failure here is not worth an error in the logs.
+pub async fn close_for_shutdown(connection: &Connection) {
+    if let Err(error) = connection.close(200, "shutting down".into()).await {
+        tracing::debug!(error = %error, "connection was already closing");
+    }
+}
+
 /// Resolves when `connection` reports an error (or its event stream ends), with that error.
 ///
 /// A session that sits idle (the relay waiting for work) selects on this so that it notices

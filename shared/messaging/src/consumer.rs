@@ -192,7 +192,7 @@ async fn session<E: Event, H: Handler<E>>(
 
     // Clean stop: in-flight work is finished and acked; close so that the broker requeues
     // what was prefetched but not started.
-    connection.close(200, "shutting down".into()).await?;
+    crate::connection::close_for_shutdown(&connection).await;
     Ok(())
 }
 

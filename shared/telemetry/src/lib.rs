@@ -45,7 +45,7 @@ pub fn init(service_name: &'static str) -> Result<TracesGuard, TelemetryError> {
     let (guard, tracer) = traces::init(service_name)?;
     tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(logs::json_layer())
+        .with(logs::json_layer(service_name))
         .with(logs::filter()?)
         .try_init()?;
     Ok(guard)

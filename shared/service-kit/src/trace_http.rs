@@ -59,7 +59,6 @@ pub async fn layer(request: Request, next: Next) -> Response {
     }
     span.in_scope(|| {
         tracing::info!(
-            status = status.as_u16(),
             latency_ms = started.elapsed().as_millis() as u64,
             "request finished"
         )

@@ -88,7 +88,6 @@ pub async fn replay(
             replayed += 1;
         }
     }
-    metrics::counter!("events_replayed_total").increment(replayed);
     connection
         .close(200, "replayed".into())
         .await

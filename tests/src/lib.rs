@@ -6,6 +6,11 @@
 //! names (a random prefix), so tests run in parallel without seeing each other's rows or
 //! messages, and it removes them when dropped.
 //!
+//! Fault-injection tests put services behind [`tcp_proxy::TcpProxy`]s
+//! ([`system::Options`]), kill and restart processes ([`system::TestSystem::restart`]),
+//! drive a [`burst::Burst`] of sign-ups meanwhile, and count what happened with
+//! [`system::TestSystem::settle`] ([`effects::Effects`]).
+//!
 //! Only `events` is linked from the workspace: the services are exercised from outside,
 //! the way a user runs them.
 
@@ -13,6 +18,8 @@
 pub mod binaries;
 /// Talking to RabbitMQ directly: raw publishes, queue inspection, cleanup.
 pub mod broker;
+pub mod burst;
+pub mod effects;
 pub mod otlp_sink;
 /// One running service process.
 pub mod process;

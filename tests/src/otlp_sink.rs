@@ -75,6 +75,9 @@ pub struct ReceivedSpan {
     /// numbers and booleans via `Display`, bytes as hex, arrays as `[a, b]` and
     /// key-value lists as `{k: v}`.
     pub attributes: BTreeMap<String, String>,
+    /// The spans this one links to (not parents: a redriven or replayed message starts
+    /// a new trace that points back to the original), as `(trace id, span id)` in hex.
+    pub links: Vec<(String, String)>,
 }
 
 impl ReceivedSpan {
@@ -93,6 +96,11 @@ impl ReceivedSpan {
             parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
             kind: span.kind,
             attributes: attribute_map(&span.attributes),
+            links: span
+                .links
+                .iter()
+                .map(|link| (hex(&link.trace_id), hex(&link.span_id)))
+                .collect(),
         }
     }
 }

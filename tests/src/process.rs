@@ -28,8 +28,26 @@ impl ServiceProcess {
         log_dir: &Path,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(log_dir)?;
-        let log = log_dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)?;
+        Self::spawn_logging_to(binary, name, port, env, log_dir.join(format!("{name}.log")))
+    }
+
+    /// Like [`ServiceProcess::spawn`], logging to `log`, which is appended to: a
+    /// restarted process (same name, same port) keeps the log of its predecessor,
+    /// so a failing test shows what happened before the crash as well as after.
+    pub fn spawn_logging_to(
+        binary: &Path,
+        name: &'static str,
+        port: u16,
+        env: &[(String, String)],
+        log: PathBuf,
+    ) -> std::io::Result<Self> {
+        if let Some(directory) = log.parent() {
+            std::fs::create_dir_all(directory)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -54,6 +72,11 @@ impl ServiceProcess {
     /// The service's name (`registration`, …).
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The port it listens on; a restart reuses it, so URLs stay valid.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `http://127.0.0.1:<port>`.

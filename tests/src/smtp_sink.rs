@@ -21,13 +21,21 @@
 //! `421 service not available` and close, which every SMTP client treats as a
 //! transient failure: the email service should retry, not drop the message.
 //!
+//! [`SmtpSink::fail_recipient`] and [`SmtpSink::reject_recipient`] make one
+//! address fail at `RCPT TO` (with `451`, transient, or `550`, permanent) a
+//! given number of times, so that a test can make exactly one event fail while
+//! the others flow. Every `RCPT TO` is recorded per address with the time it
+//! arrived ([`SmtpSink::rcpt_attempts`]), so a test can count the attempts the
+//! service made for one event and check how far apart they were.
+//!
 //! [RFC 5321]: https://www.rfc-editor.org/rfc/rfc5321
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,6 +72,16 @@ const BYE: &str = "221 2.0.0 bye";
 /// reserves for "service not available, closing transmission channel"; clients
 /// classify it as transient (4xx) and may retry later.
 const NOT_AVAILABLE: &str = "421 4.3.2 service not available";
+
+/// Answer to `RCPT` for an address with a transient fault
+/// ([`SmtpSink::fail_recipient`]): a `4xx`, which lettre reports as transient, so
+/// the email service must retry the event.
+const TRY_AGAIN: &str = "451 4.3.0 try again later";
+
+/// Answer to `RCPT` for an address with a permanent fault
+/// ([`SmtpSink::reject_recipient`]): a `5xx`, which the email service must not
+/// retry.
+const NO_SUCH_USER: &str = "550 5.1.1 no such mailbox";
 
 /// Answer to a verb the sink does not implement (e.g. `VRFY`, `STARTTLS`, `AUTH`).
 const NOT_IMPLEMENTED: &str = "502 5.5.2 command not implemented";
@@ -103,6 +121,12 @@ pub struct ReceivedMail {
 }
 
 impl ReceivedMail {
+    /// The first envelope recipient (a welcome mail has exactly one); empty if
+    /// there is none.
+    pub fn recipient(&self) -> &str {
+        self.rcpt_to.first().map_or("", String::as_str)
+    }
+
     /// The value of the first header called `name` (compared without regard to
     /// case), with folded continuation lines joined, and surrounding whitespace
     /// trimmed. `None` if the message has no such header.
@@ -178,9 +202,82 @@ struct State {
     /// Whether sessions are served (`true`) or answered with `421` (`false`).
     /// An atomic is enough: it is a single flag read independently by each session.
     accepting: AtomicBool,
+    /// Per-address faults and the record of every `RCPT TO`. A plain mutex: it is
+    /// held for a map lookup and never across an `.await`.
+    recipients: Mutex<Recipients>,
+}
+
+/// What the sink knows about individual recipients, keyed by the address in
+/// lower case.
+#[derive(Debug, Default)]
+struct Recipients {
+    /// The fault each address still has to suffer.
+    faults: HashMap<String, Fault>,
+    /// Every `RCPT TO` for each address, in arrival order.
+    attempts: HashMap<String, Vec<RcptAttempt>>,
+}
+
+/// A fault configured for one address.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    /// The reply `RCPT TO` gets instead of `250`.
+    reply: &'static str,
+    /// How many more times to fail; `None` for ever.
+    remaining: Option<usize>,
+}
+
+/// One `RCPT TO` the sink received for an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptAttempt {
+    /// When the command arrived.
+    pub at: Instant,
+    /// The reply the sink gave (`250 …`, `451 …` or `550 …`).
+    pub reply: String,
+}
+
+impl RcptAttempt {
+    /// Whether the recipient was accepted on this attempt.
+    pub fn accepted(&self) -> bool {
+        self.reply.starts_with("250")
+    }
 }
 
 impl State {
+    /// The recipient table; a poisoned lock (a panicking test thread) still
+    /// holds consistent data, since every update is a single insert.
+    fn recipients(&self) -> MutexGuard<'_, Recipients> {
+        self.recipients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records one `RCPT TO` for `path` and decides its reply: the configured
+    /// fault while it lasts, else `250`.
+    fn rcpt(&self, path: &str) -> &'static str {
+        let key = path.to_ascii_lowercase();
+        let mut recipients = self.recipients();
+        let reply = match recipients.faults.get_mut(&key) {
+            Some(fault) => match &mut fault.remaining {
+                None => fault.reply,
+                Some(remaining) if *remaining > 0 => {
+                    *remaining -= 1;
+                    fault.reply
+                }
+                Some(_) => OK,
+            },
+            None => OK,
+        };
+        recipients
+            .attempts
+            .entry(key)
+            .or_default()
+            .push(RcptAttempt {
+                at: Instant::now(),
+                reply: reply.to_owned(),
+            });
+        reply
+    }
+
     /// Whether the sink currently serves SMTP sessions.
     fn is_accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)
@@ -212,6 +309,7 @@ impl SmtpSink {
         let state = Arc::new(State {
             mailbox: watch::Sender::new(Vec::new()),
             accepting: AtomicBool::new(true),
+            recipients: Mutex::new(Recipients::default()),
         });
         let shutdown = CancellationToken::new();
         tokio::spawn(accept_loop(listener, state.clone(), shutdown.clone()));
@@ -268,6 +366,62 @@ impl SmtpSink {
     pub fn set_accepting(&self, accepting: bool) {
         self.state.accepting.store(accepting, Ordering::SeqCst);
     }
+
+    /// Makes `RCPT TO:<address>` fail with `451 4.3.0` (transient) the next
+    /// `times` times, or for ever with `None`; other addresses are unaffected.
+    ///
+    /// This is how a test makes one *given event* fail N times and then succeed:
+    /// the email service treats a 4xx as a reason to retry the whole event.
+    pub fn fail_recipient(&self, address: &str, times: Option<usize>) {
+        self.set_fault(address, TRY_AGAIN, times);
+    }
+
+    /// Makes `RCPT TO:<address>` fail with `550 5.1.1` (permanent) the next
+    /// `times` times, or for ever with `None`: an event the email service must
+    /// dead-letter at once instead of retrying.
+    pub fn reject_recipient(&self, address: &str, times: Option<usize>) {
+        self.set_fault(address, NO_SUCH_USER, times);
+    }
+
+    /// Removes the fault of `address` (the "fix"); its recorded attempts stay.
+    pub fn heal_recipient(&self, address: &str) {
+        self.state
+            .recipients()
+            .faults
+            .remove(&address.to_ascii_lowercase());
+    }
+
+    /// Every `RCPT TO` received for `address` (compared without regard to case),
+    /// in arrival order, each with its time and the reply it got.
+    pub fn rcpt_attempts(&self, address: &str) -> Vec<RcptAttempt> {
+        self.state
+            .recipients()
+            .attempts
+            .get(&address.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The stored messages whose first recipient is `address`.
+    pub fn messages_to(&self, address: &str) -> Vec<ReceivedMail> {
+        self.state
+            .mailbox
+            .borrow()
+            .iter()
+            .filter(|mail| mail.recipient().eq_ignore_ascii_case(address))
+            .cloned()
+            .collect()
+    }
+
+    fn set_fault(&self, address: &str, reply: &'static str, times: Option<usize>) {
+        self.state.recipients().faults.insert(
+            address.to_ascii_lowercase(),
+            Fault {
+                reply,
+                remaining: times,
+            },
+        );
+    }
 }
 
 impl Drop for SmtpSink {
@@ -302,6 +456,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, shutdown: Cancell
 
 /// Runs one SMTP session over `stream` until `QUIT`, end of stream, or `421`.
 async fn serve_connection(stream: TcpStream, state: &State) -> io::Result<()> {
+    // Replies are whole lines written at once (see `reply`); sending each as soon as it
+    // is written keeps a conversation from waiting on delayed acknowledgements.
+    stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     if !state.is_accepting() {
@@ -316,6 +473,13 @@ async fn serve_connection(stream: TcpStream, state: &State) -> io::Result<()> {
         match session.command(&line) {
             Step::Reply(text) => reply(&mut writer, text).await?,
             Step::Close(text) => return reply(&mut writer, text).await,
+            Step::Recipient(path) => {
+                let answer = state.rcpt(&path);
+                if answer == OK {
+                    session.add_recipient(path);
+                }
+                reply(&mut writer, answer).await?;
+            }
             Step::ReadData => {
                 reply(&mut writer, START_DATA).await?;
                 let Some(data) = read_data(&mut reader).await? else {
@@ -334,10 +498,17 @@ async fn serve_connection(stream: TcpStream, state: &State) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes one reply followed by CRLF.
+/// Writes one reply followed by CRLF, in a single write.
+///
+/// One write, not the text and then the CRLF: with Nagle's algorithm the second small
+/// segment would wait for the client to acknowledge the first, and a client that is
+/// waiting for the rest of the reply delays its acknowledgement (40 ms on Linux). That
+/// stall, once per reply, made every mail take some 160 ms longer than it should.
 async fn reply(writer: &mut (impl AsyncWrite + Unpin), text: &str) -> io::Result<()> {
-    writer.write_all(text.as_bytes()).await?;
-    writer.write_all(b"\r\n").await?;
+    let mut line = Vec::with_capacity(text.len() + 2);
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b"\r\n");
+    writer.write_all(&line).await?;
     writer.flush().await
 }
 
@@ -373,10 +544,14 @@ async fn read_data(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Optio
 }
 
 /// What the connection must do after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     /// Send this reply and read the next command.
     Reply(&'static str),
+    /// A well-formed `RCPT TO` for this path: the sink decides (faults live in
+    /// the shared state, not in the pure session), and the session adds the
+    /// path only if it was accepted.
+    Recipient(String),
     /// Send `354`, then read the message (the envelope is complete).
     ReadData,
     /// Send this reply and close the connection.
@@ -447,12 +622,14 @@ impl Session {
             return Step::Reply(NEED_MAIL);
         }
         match path_after(argument, "TO:") {
-            Some(path) => {
-                self.rcpt_to.push(path);
-                Step::Reply(OK)
-            }
+            Some(path) => Step::Recipient(path),
             None => Step::Reply(SYNTAX_ERROR),
         }
+    }
+
+    /// Adds a recipient the sink accepted to the open transaction.
+    fn add_recipient(&mut self, path: String) {
+        self.rcpt_to.push(path);
     }
 
     /// `DATA`: allowed once the envelope has a sender and a recipient.
@@ -633,6 +810,56 @@ mod tests {
         sink.set_accepting(true);
         let mut again = Client::connect(&sink).await?;
         assert!(again.reply().await?.starts_with("220 "));
+        Ok(())
+    }
+
+    /// A recipient with a fault gets `451` (or `550`) at `RCPT TO` as many times
+    /// as configured, then `250`; every attempt is recorded, and other addresses
+    /// are not affected.
+    #[tokio::test]
+    async fn a_recipient_fault_lasts_the_configured_number_of_attempts() -> anyhow::Result<()> {
+        let sink = SmtpSink::start().await?;
+        sink.fail_recipient("Flaky@example.com", Some(2));
+        sink.reject_recipient("gone@example.com", None);
+        let mut client = Client::connect(&sink).await?;
+        client.reply().await?;
+        client.send("EHLO test.example").await?;
+        client.send("MAIL FROM:<a@example.com>").await?;
+
+        let cases = [
+            ("RCPT TO:<flaky@example.com>", "451 "),
+            ("RCPT TO:<other@example.com>", "250 "),
+            ("RCPT TO:<flaky@example.com>", "451 "),
+            ("RCPT TO:<flaky@example.com>", "250 "),
+            ("RCPT TO:<gone@example.com>", "550 "),
+            ("RCPT TO:<gone@example.com>", "550 "),
+        ];
+        for (command, expected) in cases {
+            let answer = client.send(command).await?;
+            assert!(answer.starts_with(expected), "{command} -> {answer}");
+        }
+        client.send("DATA").await?;
+        client.send("Subject: hi\r\n\r\nbody\r\n.").await?;
+
+        let mails = sink.wait_for(1, PATIENCE).await;
+        assert_eq!(
+            mails[0].rcpt_to,
+            ["other@example.com", "flaky@example.com"],
+            "only accepted recipients are in the envelope"
+        );
+        let flaky = sink.rcpt_attempts("FLAKY@example.com");
+        assert_eq!(
+            flaky.iter().map(RcptAttempt::accepted).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert!(flaky.windows(2).all(|pair| pair[0].at <= pair[1].at));
+        assert_eq!(sink.rcpt_attempts("gone@example.com").len(), 2);
+
+        sink.heal_recipient("gone@example.com");
+        client.send("RSET").await?;
+        client.send("MAIL FROM:<a@example.com>").await?;
+        let answer = client.send("RCPT TO:<gone@example.com>").await?;
+        assert!(answer.starts_with("250 "), "healed: {answer}");
         Ok(())
     }
 

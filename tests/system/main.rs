@@ -1,10 +1,22 @@
 //! System tests: the real binaries, the local RabbitMQ and PostgreSQL, an SMTP server and
 //! an OTLP receiver started by the test. One binary, one module per behaviour.
+//!
+//! The fault-injection modules (`broker_outage`, `db_outage`, `smtp_outage`,
+//! `crash_recovery`, `retries`, `shutdown_under_load`, `scaling`) each drive a burst of
+//! 500 sign-ups through a fault and count the effects. `SOAK_SIGNUPS=5000` makes every
+//! burst bigger for an opt-in soak run.
 
 mod bad_input;
+mod broker_outage;
+mod crash_recovery;
+mod db_outage;
 mod dead_letter;
 mod one_trace;
 mod operations;
 mod outbox;
 mod redelivery;
+mod retries;
+mod scaling;
+mod shutdown_under_load;
 mod sign_up_flow;
+mod smtp_outage;

@@ -32,7 +32,9 @@ impl BrokerStatus {
         self.0.store(true, Ordering::Relaxed);
     }
 
-    fn set_disconnected(&self) {
+    /// Called by [`supervise`] when a session ends, and by a session as soon as it sees its
+    /// connection fail, so `/readyz` turns 503 without waiting for the session to wind down.
+    pub(crate) fn set_disconnected(&self) {
         self.0.store(false, Ordering::Relaxed);
     }
 }

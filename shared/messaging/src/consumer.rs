@@ -160,26 +160,49 @@ async fn session<E: Event, H: Handler<E>>(
     // handlers already running finish (their acks will fail and the broker redelivers,
     // which the inbox absorbs) instead of being dropped half-way through a side effect.
     let failure = std::sync::Mutex::new(None);
-    let processing = deliveries
-        .take_until(shutdown.cancelled())
-        .scan((), |(), delivery| {
-            future::ready(match delivery {
-                Ok(delivery) => Some(delivery),
-                Err(error) => {
-                    if let Ok(mut slot) = failure.lock() {
-                        *slot = Some(error);
+    let connection_failure = {
+        let processing = deliveries
+            .take_until(shutdown.cancelled())
+            .scan((), |(), delivery| {
+                future::ready(match delivery {
+                    Ok(delivery) => Some(delivery),
+                    Err(error) => {
+                        if let Ok(mut slot) = failure.lock() {
+                            *slot = Some(error);
+                        }
+                        None
                     }
-                    None
-                }
+                })
             })
-        })
-        .for_each_concurrent(usize::from(config.prefetch), |delivery| {
-            let context = context.clone();
-            async move { context.process::<E>(delivery).await }
-        });
-    tokio::select! {
-        () = processing => {}
-        () = report_queue_depths(&connection, &context.names, config.queue) => {}
+            .for_each_concurrent(usize::from(config.prefetch), |delivery| {
+                let context = context.clone();
+                async move { context.process::<E>(delivery).await }
+            });
+        let processing = async {
+            tokio::select! {
+                () = processing => {}
+                () = report_queue_depths(&connection, &context.names, config.queue) => {}
+            }
+        };
+        tokio::pin!(processing);
+        tokio::select! {
+            () = &mut processing => None,
+            error = crate::connection::failed(&connection) => {
+                // Normally the delivery stream fails too and the handlers' acks fail fast; but
+                // lapin can leave an operation on a dead channel pending, so do not rely on
+                // it: report not-ready now, give the handlers in flight a bounded time to
+                // finish their side effects, then start over on a new connection. Whatever
+                // was not acked is redelivered, and the inbox absorbs it.
+                status.set_disconnected();
+                if tokio::time::timeout(IN_FLIGHT_GRACE, &mut processing).await.is_err() {
+                    tracing::warn!("handlers still running after the connection failed; abandoning them to redelivery");
+                }
+                Some(error)
+            }
+        }
+    };
+    if let Some(error) = connection_failure {
+        return Err(error);
     }
     if let Some(error) = failure.into_inner().ok().flatten() {
         return Err(error.into());
@@ -240,6 +263,12 @@ fn is_resent(headers: Option<&FieldTable>) -> bool {
             || table.inner().contains_key(headers::REPLAYED)
     })
 }
+
+/// How long handlers in flight may keep running after their connection failed.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long an ack or nack may take before the channel is presumed dead.
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything `process` needs, shared by the concurrent deliveries of one session.
 struct DeliveryContext<H> {
@@ -422,8 +451,11 @@ impl<H> DeliveryContext<H> {
                     requeue: true,
                     ..BasicNackOptions::default()
                 };
-                if let Err(error) = delivery.nack(requeue).await {
-                    tracing::warn!(error = %error, "nack failed; the broker will redeliver");
+                if !matches!(
+                    tokio::time::timeout(ACK_TIMEOUT, delivery.nack(requeue)).await,
+                    Ok(Ok(_))
+                ) {
+                    tracing::warn!("nack failed; the broker will redeliver");
                 }
                 Disposition::Requeued
             }
@@ -431,9 +463,13 @@ impl<H> DeliveryContext<H> {
     }
 
     async fn ack(&self, delivery: &Delivery) {
-        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+        match tokio::time::timeout(ACK_TIMEOUT, delivery.ack(BasicAckOptions::default())).await {
+            Ok(Ok(_)) => {}
             // The channel is gone: the broker redelivers, and the inbox absorbs it.
-            tracing::warn!(error = %error, "ack failed; the message will be redelivered");
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "ack failed; the message will be redelivered")
+            }
+            Err(_) => tracing::warn!("ack timed out; the message will be redelivered"),
         }
     }
 }

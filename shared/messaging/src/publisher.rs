@@ -87,16 +87,21 @@ pub async fn publish_raw(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let confirm = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            options,
-            body,
-            properties,
-        )
-        .await?;
-    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+    // One deadline over sending and confirming: on a connection that died mid-way lapin
+    // can leave either step pending for ever, and a hung publish must not hang its caller.
+    let publish_and_confirm = async {
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                body,
+                properties,
+            )
+            .await?;
+        confirm.await
+    };
+    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, publish_and_confirm)
         .await
         .map_err(|_| MessagingError::ConfirmTimeout {
             message_id: message_id.to_owned(),

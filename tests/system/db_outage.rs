@@ -1,0 +1,71 @@
+use std::time::Duration;
+
+use system_tests::{
+    burst::{Burst, BurstPlan},
+    effects::report,
+    system::{Link, Options, Service, TestSystem},
+};
+use tokio::time::Instant;
+
+/// How long each service's database stays unreachable.
+const OUTAGE: Duration = Duration::from_secs(1);
+
+/// Attempts in all for the consumers in this test: a handler that hits the outage fails
+/// at once (the pool cannot connect), so the retry schedule (200 ms doubling: 6.2 s over
+/// six attempts) must outlast the outage with room to spare for a busy machine.
+const RETRY_MAX_ATTEMPTS: u32 = 6;
+
+/// Each service's database connections are cut during a burst, one service after the
+/// other, each for a second: registration's (sign-ups answer 503 and are retried with
+/// their `Idempotency-Key`; the relay waits for the next sweep), then email's (handlers
+/// fail and are retried through the delay queues; a mail already sent is recorded on a
+/// fresh connection), then profile's. Every accepted sign-up still has exactly one
+/// profile row and one mail, nothing was dead-lettered and no queue holds a message.
+#[tokio::test(flavor = "multi_thread")]
+async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplicate_nothing() {
+    let started = Instant::now();
+    let options = Options {
+        proxy_postgres: true,
+        retry_max_attempts: Some(RETRY_MAX_ATTEMPTS),
+        ..Options::default()
+    };
+    let system = TestSystem::start_with(options).await;
+    let plan = BurstPlan::standard();
+    let count = plan.count;
+
+    let mut burst = Burst::start(system.burst_target(), plan);
+    for (step, service) in [Service::Registration, Service::Email, Service::Profile]
+        .into_iter()
+        .enumerate()
+    {
+        burst
+            .wait_until_accepted(count * (step + 1) / 4, plan.patience())
+            .await;
+        let proxy = system.proxy(service, Link::Postgres);
+        proxy.set_enabled(false);
+        tokio::time::sleep(OUTAGE).await;
+        proxy.set_enabled(true);
+    }
+    let outcome = burst.finish().await;
+    outcome.assert_all_accepted(count);
+    let effects = system.settle(&outcome.accepted).await;
+    report("database cut in each service", &outcome, &effects, started);
+
+    effects.assert_each_sign_up_took_effect_once();
+    effects.assert_no_dead_letters();
+    assert!(
+        outcome.retried_requests > 0,
+        "registration's outage was seen by the sign-ups (503s retried)"
+    );
+    for service in [Service::Email, Service::Profile] {
+        let queue = format!("{}.user-registered", service.name());
+        let retried = system
+            .metric(
+                service,
+                0,
+                &format!(r#"events_consumed_total{{queue="{queue}",outcome="retried"}}"#),
+            )
+            .await;
+        println!("{queue}: {retried} deliveries retried");
+    }
+}

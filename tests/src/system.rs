@@ -467,6 +467,15 @@ impl TestSystem {
     /// service's configuration, but straight to the broker (not through a proxy a test may
     /// have cut), and returns its output.
     pub async fn dlq_tool(&self, service: Service, args: &[&str]) -> Output {
+        let mut command = vec!["dlq"];
+        command.extend_from_slice(args);
+        self.subcommand(service, &command).await
+    }
+
+    /// Runs `<service> <args…>` (a tool subcommand such as `dlq list` or `replay …`) with
+    /// the service's configuration, but straight to the broker (not through a proxy a test
+    /// may have cut), and returns its output.
+    pub async fn subcommand(&self, service: Service, args: &[&str]) -> Output {
         let mut env = self.instance_ref(service, 0).env.clone();
         env.retain(|(key, _)| key != "AMQP_URL");
         env.push(("AMQP_URL".to_owned(), defaults::AMQP_URL.to_owned()));
@@ -474,12 +483,11 @@ impl TestSystem {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env)
-            .arg("dlq")
             .args(args)
             .kill_on_drop(true)
             .output()
             .await
-            .expect("the dlq tool runs")
+            .expect("the tool runs")
     }
 
     /// `<service> dlq list`, parsed: one JSON object per dead-lettered message. Panics

@@ -15,6 +15,7 @@ mod one_trace;
 mod operations;
 mod outbox;
 mod redelivery;
+mod replay;
 mod retries;
 mod scaling;
 mod shutdown_under_load;

@@ -9,6 +9,7 @@
 mod bad_input;
 mod broker_outage;
 mod crash_recovery;
+mod dashboard;
 mod db_outage;
 mod dead_letter;
 mod one_trace;

@@ -86,6 +86,11 @@ impl App {
     /// Serves HTTP and consumes until `shutdown`, then waits for in-flight work.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr()?, "email listening");
+        metrics::describe_counter!(
+            "welcome_mails_sent_total",
+            "Welcome mails the SMTP server accepted."
+        );
+        metrics::counter!("welcome_mails_sent_total").increment(0);
         let tasks = TaskTracker::new();
         tasks.spawn(consumer::run::<UserRegisteredV1, _>(
             self.consumer,

@@ -85,6 +85,11 @@ impl App {
     /// Serves HTTP and consumes until `shutdown`, then waits for in-flight work.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr()?, "profile listening");
+        metrics::describe_counter!(
+            "profiles_created_total",
+            "Profiles written by the projection."
+        );
+        metrics::counter!("profiles_created_total").increment(0);
         let tasks = TaskTracker::new();
         tasks.spawn(consumer::run::<UserRegisteredV1, _>(
             self.consumer,

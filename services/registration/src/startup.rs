@@ -87,6 +87,7 @@ impl App {
     /// Serves HTTP and runs the relay until `shutdown`, then waits for both to drain.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr()?, "registration listening");
+        describe_metrics();
         let tasks = TaskTracker::new();
         tasks.spawn(outbox::report_backlog(
             self.relay.db.clone(),
@@ -119,4 +120,29 @@ fn routes(db: PgPool, relay: &Relay, readiness: Readiness, max_in_flight: usize)
         relay_wake: relay.wake.clone(),
     };
     http::router(state, max_in_flight).merge(ops_http::router(readiness))
+}
+
+/// HELP texts, and the counters at 0 from the start so `rate()` and dashboards see them
+/// before the first sign-up or the first failed publish.
+fn describe_metrics() {
+    use events::Event as _;
+    metrics::describe_counter!("users_registered_total", "Sign-ups committed.");
+    metrics::describe_counter!("events_published_total", "Events the broker confirmed.");
+    metrics::describe_counter!(
+        "events_publish_failed_total",
+        "Publishes that failed and stay in the outbox for a retry."
+    );
+    metrics::describe_gauge!(
+        "outbox_backlog_events",
+        "Events committed but not yet published."
+    );
+    metrics::describe_gauge!(
+        "outbox_oldest_unpublished_age_seconds",
+        "Age of the oldest unpublished event."
+    );
+    metrics::counter!("users_registered_total").increment(0);
+    for event_type in [events::UserRegisteredV1::TYPE] {
+        metrics::counter!("events_published_total", "event_type" => event_type).increment(0);
+        metrics::counter!("events_publish_failed_total", "event_type" => event_type).increment(0);
+    }
 }

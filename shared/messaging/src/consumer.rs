@@ -107,11 +107,45 @@ pub async fn run<E: Event, H: Handler<E>>(
     status: BrokerStatus,
     shutdown: CancellationToken,
 ) {
+    describe_metrics(config.queue);
     let name = format!("{} consumer", config.queue);
     supervise(&config.amqp_url, &name, &status, &shutdown, |connection| {
         session::<E, H>(connection, &config, handler.clone(), &status, &shutdown)
     })
     .await;
+}
+
+/// HELP texts, and every outcome counter at 0 from the start, so dashboards and `rate()`
+/// see the series before the first retry or dead letter ever happens.
+fn describe_metrics(queue: &'static str) {
+    metrics::describe_counter!(
+        "events_consumed_total",
+        "Deliveries handled, by queue and outcome (done, retried, dead_lettered, requeued)."
+    );
+    metrics::describe_histogram!(
+        "event_handler_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from delivery to ack, per message."
+    );
+    metrics::describe_histogram!(
+        "event_lag_seconds",
+        metrics::Unit::Seconds,
+        "Now minus the event's time, when a consumer receives it."
+    );
+    metrics::describe_gauge!("queue_depth_messages", "Messages ready in the work queue.");
+    metrics::describe_gauge!(
+        "dead_letter_queue_depth_messages",
+        "Messages waiting in the dead-letter queue."
+    );
+    for disposition in [
+        Disposition::Done,
+        Disposition::Retried,
+        Disposition::DeadLettered,
+        Disposition::Requeued,
+    ] {
+        let labels = [("queue", queue), ("outcome", disposition.label())];
+        metrics::counter!("events_consumed_total", &labels).increment(0);
+    }
 }
 
 /// One connection's worth of consuming.
@@ -321,6 +355,7 @@ impl<H> DeliveryContext<H> {
             retry.attempt = attempt,
             event.r#type = Empty,
             trace_id = Empty,
+            span_id = Empty,
         );
         let carried = trace_context::extract(headers);
         if self.trace_mode == TraceMode::Link || is_resent(headers) {
@@ -331,10 +366,9 @@ impl<H> DeliveryContext<H> {
             // set_parent must come before the span is entered or its context is read.
             let _ = span.set_parent(carried);
         }
-        span.record(
-            "trace_id",
-            span.context().span().span_context().trace_id().to_string(),
-        );
+        let span_context = span.context().span().span_context().clone();
+        span.record("trace_id", span_context.trace_id().to_string());
+        span.record("span_id", span_context.span_id().to_string());
 
         async {
             let started = Instant::now();

@@ -44,11 +44,13 @@ pub async fn layer(request: Request, next: Next) -> Response {
         url.path = %request.uri().path(),
         http.response.status_code = Empty,
         trace_id = Empty,
+        span_id = Empty,
     );
     // Must happen before the span is entered or its context is read.
     let _ = span.set_parent(parent);
     let span_context = span.context().span().span_context().clone();
     span.record("trace_id", span_context.trace_id().to_string());
+    span.record("span_id", span_context.span_id().to_string());
 
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

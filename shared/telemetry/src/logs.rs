@@ -26,7 +26,7 @@ const DEFAULT_FILTER: &str = "info,lapin=error,amq_protocol=warn,sqlx=warn,tower
 /// Besides the event's own fields it carries the fields of every enclosing span (the
 /// innermost wins). The request and message spans record `trace_id`, so every line written
 /// while handling a request or a message has the id to paste into Jaeger, next to the
-/// route or the message id and event type.
+/// route or the message id and event type, and `span_id`, the request or message span.
 pub(crate) fn json_layer<S>(service: &'static str) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -92,7 +92,7 @@ where
             ("level".into(), metadata.level().as_str().into()),
             ("service".into(), self.service.clone().into()),
         ];
-        for key in ["message", "trace_id"] {
+        for key in ["message", "trace_id", "span_id"] {
             if let Some(value) = fields.remove(key) {
                 line.push((key.into(), value));
             }

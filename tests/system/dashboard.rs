@@ -1,0 +1,159 @@
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use system_tests::system::{Service, TestSystem};
+
+fn repository_file(path: &str) -> String {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|error| panic!("{}: {error}", file.display()))
+}
+
+/// Every PromQL `expr` in the dashboard.
+fn expressions(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", Value::String(expr)) => found.push(expr.clone()),
+                    _ => expressions(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| expressions(item, found)),
+        _ => {}
+    }
+}
+
+/// The metric names a PromQL expression selects: identifiers outside label matchers,
+/// ranges and strings that are not functions, keywords or grouping labels.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    const KEYWORDS: [&str; 20] = [
+        "by", "without", "on", "ignoring", "and", "or", "unless", "bool", "offset", "sum", "min",
+        "max", "avg", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let (mut names, mut index, mut depth_braces, mut depth_brackets) = (BTreeSet::new(), 0, 0, 0);
+    let mut grouping = false;
+    while index < chars.len() {
+        let c = chars[index];
+        match c {
+            '{' => depth_braces += 1,
+            '}' => depth_braces -= 1,
+            '[' => depth_brackets += 1,
+            ']' => depth_brackets -= 1,
+            ')' => grouping = false,
+            '"' => {
+                index += 1;
+                while index < chars.len() && chars[index] != '"' {
+                    index += 1;
+                }
+            }
+            _ if (c.is_ascii_alphabetic() || c == '_')
+                && depth_braces == 0
+                && depth_brackets == 0 =>
+            {
+                let start = index;
+                while index + 1 < chars.len()
+                    && (chars[index + 1].is_ascii_alphanumeric()
+                        || chars[index + 1] == '_'
+                        || chars[index + 1] == ':')
+                {
+                    index += 1;
+                }
+                let word: String = chars[start..=index].iter().collect();
+                let next = chars[index + 1..].iter().find(|c| !c.is_whitespace());
+                if KEYWORDS.contains(&word.as_str()) {
+                    grouping = matches!(word.as_str(), "by" | "without" | "on" | "ignoring");
+                } else if next != Some(&'(') && !grouping {
+                    names.insert(word);
+                }
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    names
+}
+
+#[test]
+fn the_promql_scanner_finds_metrics_and_skips_labels_and_functions() {
+    let names = metric_names(
+        r#"histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket{route="/users"}[1m]))) / max(outbox_backlog_events) or vector(0)"#,
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        [
+            "http_request_duration_seconds_bucket",
+            "outbox_backlog_events"
+        ]
+    );
+}
+
+/// The provisioned dashboard only charts metrics the services really export (checked
+/// against their `/metrics` after a sign-up and a rejected request), and Prometheus is told
+/// to scrape all three services.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_metric_on_the_dashboard_is_exported_by_a_service() {
+    let dashboard: Value =
+        serde_json::from_str(&repository_file("deploy/grafana/dashboards/signup.json"))
+            .expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "signup");
+    let mut exprs = Vec::new();
+    expressions(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "the dashboard has its panels: {exprs:?}");
+    let charted: BTreeSet<String> = exprs.iter().flat_map(|expr| metric_names(expr)).collect();
+
+    let system = TestSystem::start().await;
+    let user_id = system.register_ok("grafana@example.org", "Grafana").await;
+    system
+        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .await;
+    system.smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        system.register("not-an-email", "x").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let mut exported = BTreeSet::new();
+    let mut missing = charted.clone();
+    for _ in 0..100 {
+        for service in Service::ALL {
+            let text = system
+                .http
+                .get(system.url(service, "/metrics"))
+                .send()
+                .await
+                .expect("answers")
+                .text()
+                .await
+                .expect("text");
+            exported.extend(
+                text.lines()
+                    .filter(|line| !line.starts_with('#') && !line.is_empty())
+                    .filter_map(|line| line.split(['{', ' ']).next().map(str::to_owned)),
+            );
+        }
+        missing = charted.difference(&exported).cloned().collect();
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        missing.is_empty(),
+        "charted but not exported: {missing:?}\nexported: {exported:?}"
+    );
+
+    let prometheus = repository_file("deploy/prometheus/prometheus.yml");
+    for target in ["registration:8080", "email:8081", "profile:8082"] {
+        assert!(prometheus.contains(target), "Prometheus scrapes {target}");
+    }
+    let datasources = repository_file("deploy/grafana/provisioning/datasources/datasources.yml");
+    assert!(
+        datasources.contains("uid: prometheus") && datasources.contains("uid: jaeger"),
+        "{datasources}"
+    );
+}

@@ -117,6 +117,67 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
             "{name} processed the message that was published"
         );
     }
+    for (name, attribute, value) in [
+        (
+            "users publish",
+            "messaging.destination.name",
+            system.exchange(),
+        ),
+        (
+            "users publish",
+            "messaging.operation.type",
+            "publish".to_owned(),
+        ),
+        (
+            "users publish",
+            "messaging.rabbitmq.destination.routing_key",
+            "user.registered.v1".to_owned(),
+        ),
+        (
+            "email.user-registered process",
+            "messaging.operation.type",
+            "process".to_owned(),
+        ),
+        (
+            "email.user-registered process",
+            "retry.attempt",
+            "1".to_owned(),
+        ),
+        (
+            "profile.user-registered process",
+            "messaging.system",
+            "rabbitmq".to_owned(),
+        ),
+    ] {
+        assert_eq!(
+            find(name).attributes.get(attribute),
+            Some(&value),
+            "{name} {attribute}"
+        );
+    }
+    // Database work shows up as client spans under the span that did it.
+    let insert_user = find("INSERT users");
+    assert_eq!(
+        insert_user.parent_span_id.as_deref(),
+        Some(request.span_id.as_str())
+    );
+    assert_eq!(
+        insert_user.attributes.get("db.system").map(String::as_str),
+        Some("postgresql")
+    );
+    for (service, parent) in [
+        ("email", "email.user-registered process"),
+        ("profile", "profile.user-registered process"),
+    ] {
+        let inbox = trace
+            .iter()
+            .find(|s| s.name == "INSERT inbox" && s.service_name == service)
+            .unwrap_or_else(|| panic!("no inbox span from {service}"));
+        assert_eq!(
+            inbox.parent_span_id.as_deref(),
+            Some(find(parent).span_id.as_str())
+        );
+    }
     let smtp = find("smtp send");
     assert_eq!(
         smtp.parent_span_id.as_deref(),
@@ -163,4 +224,64 @@ async fn the_traceresponse_header_gives_the_trace_to_look_up() {
         services.into_iter().collect::<Vec<_>>(),
         ["email", "profile", "registration"]
     );
+}
+
+/// With `CONSUMER_TRACE_MODE=link` each consumer starts its own trace whose processing
+/// span links to the publish span, instead of being its child.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_link_mode_consumers_start_a_new_trace_linked_to_the_publish() {
+    let options = system_tests::system::Options {
+        extra_env: vec![("CONSUMER_TRACE_MODE".to_owned(), "link".to_owned())],
+        ..Default::default()
+    };
+    let system = TestSystem::start_with(options).await;
+    let response = system.register("ken@example.org", "Ken").await;
+    let traceresponse = response.headers()["traceresponse"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let trace_id = traceresponse
+        .split('-')
+        .nth(1)
+        .expect("00-trace-span-flags")
+        .to_owned();
+
+    let spans = system
+        .otlp
+        .wait_for(
+            |spans| {
+                spans
+                    .iter()
+                    .any(|s| s.name == "users publish" && s.trace_id == trace_id)
+                    && spans
+                        .iter()
+                        .filter(|s| s.name.ends_with("user-registered process"))
+                        .count()
+                        == 2
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+    let publish = spans
+        .iter()
+        .find(|s| s.name == "users publish" && s.trace_id == trace_id)
+        .expect("the publish span");
+    for process in spans
+        .iter()
+        .filter(|s| s.name.ends_with("user-registered process"))
+    {
+        assert_ne!(
+            process.trace_id, trace_id,
+            "{} starts its own trace",
+            process.name
+        );
+        assert_eq!(process.parent_span_id, None, "{} is a root", process.name);
+        assert_eq!(process.kind, CONSUMER);
+        assert_eq!(
+            process.links,
+            [(publish.trace_id.clone(), publish.span_id.clone())],
+            "{} links to the publish span",
+            process.name
+        );
+    }
 }

@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let run = uuid::Uuid::now_v7().simple().to_string();
 
+    let run_started = Instant::now();
     let mut posts = Vec::with_capacity(args.count);
     let mut visible = Vec::with_capacity(args.count);
     for n in 0..args.count {
@@ -53,7 +54,13 @@ async fn main() -> anyhow::Result<()> {
         posts.push(post);
         visible.push(end_to_end);
     }
-    println!("{} sequential sign-ups", args.count);
+    let elapsed = run_started.elapsed();
+    println!(
+        "{} sequential sign-ups in {:.2} s: {:.0} sign-ups/s, each waited for until its profile was visible",
+        args.count,
+        elapsed.as_secs_f64(),
+        args.count as f64 / elapsed.as_secs_f64()
+    );
     print_distribution("POST /users answered", &mut posts);
     print_distribution("POST → profile visible", &mut visible);
 

@@ -131,7 +131,13 @@ impl OtlpSink {
     ///
     /// Returns the I/O error if the listener cannot be bound.
     pub async fn start() -> io::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(0).await
+    }
+
+    /// Like [`OtlpSink::start`], on a chosen port of 127.0.0.1 (0 picks a free one); the
+    /// `otlp-sink` tool uses 4318 to stand in for Jaeger.
+    pub async fn start_on(port: u16) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
         let spans = Arc::new(watch::Sender::new(Vec::new()));
         let shutdown = CancellationToken::new();

@@ -16,7 +16,7 @@ mod logs;
 pub mod metrics;
 mod traces;
 
-use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 pub use traces::TracesGuard;
 
@@ -43,10 +43,15 @@ pub fn init(service_name: &'static str) -> Result<TracesGuard, TelemetryError> {
     // Install the metrics recorder now: anything recorded before it exists is lost.
     metrics::prometheus();
     let (guard, tracer) = traces::init(service_name)?;
+    // Each layer has its own filter: RUST_LOG decides what is logged, not what is traced,
+    // so quieter logs (RUST_LOG=warn) do not silently remove the spans from Jaeger.
     tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(logs::json_layer(service_name))
-        .with(logs::filter()?)
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(traces::filter()),
+        )
+        .with(logs::json_layer(service_name).with_filter(logs::filter()?))
         .try_init()?;
     Ok(guard)
 }

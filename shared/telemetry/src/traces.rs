@@ -72,3 +72,17 @@ fn exporting_enabled() -> bool {
     let var = |name| std::env::var(name).unwrap_or_default().to_ascii_lowercase();
     var("OTEL_SDK_DISABLED") != "true" && var("OTEL_TRACES_EXPORTER") != "none"
 }
+
+/// Which spans become trace spans: ours and the libraries' at INFO and above, except
+/// lapin's connection-lifetime span (it would be a root span as long as the process) and
+/// the exporter's own HTTP client (exporting spans about exporting spans).
+pub(crate) fn filter() -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("lapin", LevelFilter::OFF)
+        .with_target("amq_protocol", LevelFilter::OFF)
+        .with_target("reqwest", LevelFilter::OFF)
+        .with_target("hyper", LevelFilter::OFF)
+        .with_target("sqlx", LevelFilter::OFF)
+}

@@ -95,3 +95,39 @@ async fn wait_for_rows(db: &sqlx::PgPool, count: usize) -> Vec<Row> {
     }
     panic!("the read model was not rebuilt in time");
 }
+
+/// With a retention of 0 days, published events leave the event log at the next cleanup;
+/// unpublished ones would stay (they have not been delivered yet).
+#[tokio::test(flavor = "multi_thread")]
+async fn published_events_older_than_the_retention_are_purged() {
+    let options = system_tests::system::Options {
+        extra_env: vec![
+            ("EVENT_LOG_RETENTION_DAYS".to_owned(), "0".to_owned()),
+            ("EVENT_LOG_CLEANUP_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        ],
+        ..Default::default()
+    };
+    let system = TestSystem::start_with(options).await;
+    let user_id = system.register_ok("expired@example.org", "Expired").await;
+    system
+        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .await;
+
+    for _ in 0..100 {
+        if system
+            .scalar(Service::Registration, "select count(*) from outbox")
+            .await
+            == 0
+        {
+            assert_eq!(
+                system
+                    .scalar(Service::Registration, "select count(*) from users")
+                    .await,
+                1
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the published event was not purged");
+}

@@ -101,10 +101,14 @@ impl App {
             self.readiness,
             shutdown.clone(),
         ));
-        let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
-        shutdown.cancel();
-        service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;
-        tracing::info!("profile drained, exiting");
-        served.context("HTTP server failed")
+        service_kit::server::serve_and_drain(
+            self.listener,
+            self.router,
+            tasks,
+            shutdown,
+            self.shutdown_timeout,
+        )
+        .await
+        .context("HTTP server failed")
     }
 }

@@ -105,12 +105,15 @@ impl App {
             self.readiness,
             shutdown.clone(),
         ));
-        let served = service_kit::server::serve(self.listener, self.router, shutdown.clone()).await;
-        // The server only returns early on an I/O error; stop the other tasks then too.
-        shutdown.cancel();
-        service_kit::shutdown::drain(&tasks, self.shutdown_timeout).await;
-        tracing::info!("registration drained, exiting");
-        served.context("HTTP server failed")
+        service_kit::server::serve_and_drain(
+            self.listener,
+            self.router,
+            tasks,
+            shutdown,
+            self.shutdown_timeout,
+        )
+        .await
+        .context("HTTP server failed")
     }
 }
 

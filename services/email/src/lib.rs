@@ -1,16 +1,75 @@
 //! Email: sends each new user one welcome mail, and shows what it sent.
 //!
-//! It consumes `user.registered.v1` from its own queue and never calls registration.
+//! It consumes `user.registered.v1` from its own queue and never calls registration. The
+//! consuming-service skeleton (`service_kit::consumer_service`) does the rest: the
+//! configuration, the database with its inbox, the consume loop, `/healthz`, `/readyz`,
+//! `/metrics` and the graceful shutdown.
+//!
+//! # Layout
+//! - [`welcome`]: the event handler (accept, send once, record), the heart of the service.
+//! - [`mailer`]: the SMTP client and the welcome mail's content.
+//! - [`store`]: SQL for the welcome mails.
+//! - [`http`]: `GET /emails?to=`.
 
-/// Settings from flags and environment variables.
-pub mod config;
 /// `GET /emails?to=`.
 pub mod http;
 /// The SMTP client and the welcome mail's content.
 pub mod mailer;
-/// Building and running the app.
-pub mod startup;
 /// SQL for the welcome mails.
 pub mod store;
 /// The event handler: accept, send once, record.
 pub mod welcome;
+
+use events::UserRegisteredV1;
+use service_kit::{
+    app::App,
+    config::ServiceIdentity,
+    consumer_service::{ConsumerService, ConsumerServiceConfig},
+};
+
+use crate::{mailer::Mailer, welcome::WelcomeHandler};
+
+/// The email service: its name, port, queue and migrations.
+pub static SERVICE: ConsumerService = ConsumerService {
+    identity: ServiceIdentity {
+        name: "email",
+        about: "Sends the welcome mail for each new user",
+        default_port: 8081,
+    },
+    queue: "email.user-registered",
+    migrator: &MIGRATOR,
+};
+
+/// The welcome-mail table, embedded in the binary (the inbox comes from service-kit).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The email service's configuration: the shared settings plus [`MailSettings`].
+pub type Config = ConsumerServiceConfig<MailSettings>;
+
+/// What only the email service needs: where to send mail, and as whom.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailSettings {
+    /// The SMTP server: `smtp://host:port` (plain), `smtp://host:port?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`.
+    #[arg(long, env = "SMTP_URL", default_value = "smtp://127.0.0.1:1025")]
+    pub smtp_url: String,
+    /// The sender of the welcome mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Sign-up demo <welcome@example.org>"
+    )]
+    pub mail_from: String,
+}
+
+/// Builds the service: the SMTP client (connecting lazily, so the service starts while
+/// the SMTP server is down), then the skeleton with the welcome handler and its routes.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from)?;
+    let app = SERVICE
+        .build::<UserRegisteredV1, _, _>(&config, |db| {
+            (WelcomeHandler::new(db.clone(), mailer), http::router(db))
+        })
+        .await?;
+    Ok(app)
+}

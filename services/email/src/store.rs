@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use service_kit::db_span;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::mailer::OutgoingMail;
@@ -30,11 +32,6 @@ pub struct WelcomeMail {
 }
 
 /// Records the mail as pending, in the inbox transaction.
-#[tracing::instrument(
-    name = "INSERT welcome_mails",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "welcome_mails")
-)]
 pub async fn insert_pending(
     tx: &mut PgConnection,
     user_id: Uuid,
@@ -51,6 +48,7 @@ pub async fn insert_pending(
     .bind(&mail.body)
     .bind(mail.message_id())
     .execute(tx)
+    .instrument(db_span!("INSERT", "welcome_mails"))
     .await?;
     Ok(())
 }
@@ -58,11 +56,6 @@ pub async fn insert_pending(
 /// Locks the mail's row for the duration of the caller's transaction and returns it if it
 /// still needs sending. The lock makes two concurrent deliveries of one event take turns:
 /// the second finds the row already `sent`.
-#[tracing::instrument(
-    name = "SELECT welcome_mails",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "welcome_mails")
-)]
 pub async fn lock_pending(
     tx: &mut PgConnection,
     event_id: Uuid,
@@ -73,6 +66,7 @@ pub async fn lock_pending(
     )
     .bind(event_id)
     .fetch_optional(tx)
+    .instrument(db_span!("SELECT", "welcome_mails"))
     .await?;
     Ok(row.map(|(recipient, subject, body)| OutgoingMail {
         event_id,
@@ -83,25 +77,16 @@ pub async fn lock_pending(
 }
 
 /// Marks the mail sent.
-#[tracing::instrument(
-    name = "UPDATE welcome_mails",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "UPDATE", db.collection.name = "welcome_mails")
-)]
 pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update welcome_mails set status = 'sent', sent_at = now() where event_id = $1")
         .bind(event_id)
         .execute(tx)
+        .instrument(db_span!("UPDATE", "welcome_mails"))
         .await?;
     Ok(())
 }
 
 /// The mails to one address, oldest first.
-#[tracing::instrument(
-    name = "SELECT welcome_mails",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "welcome_mails")
-)]
 pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, sqlx::Error> {
     sqlx::query_as(
         "select event_id, user_id, recipient, subject, message_id, status, created_at, sent_at
@@ -109,5 +94,6 @@ pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, 
     )
     .bind(recipient)
     .fetch_all(db)
+    .instrument(db_span!("SELECT", "welcome_mails"))
     .await
 }

@@ -5,8 +5,10 @@
 //! 2. In a second transaction: lock the pending row, send it over SMTP, mark it `sent`.
 //!    A row already `sent` means there is nothing to do.
 //!
-//! So a redelivery never sends twice, an SMTP outage only delays the mail (the pending row
-//! waits for the retry), and a database failure right after sending is bridged by recording
+//! The two guards do different jobs: the inbox keeps a redelivery from writing a second
+//! pending mail; the row lock and the `sent` status keep two deliveries of one event from
+//! both sending it. So a redelivery never sends twice, an SMTP outage only delays the mail
+//! (the pending row waits for the retry), and a database failure right after sending is bridged by recording
 //! `sent` again on a fresh connection. The one remaining window (the process dies after the
 //! SMTP server took the mail but before `sent` is committed) sends it again on redelivery,
 //! with the same Message-ID.
@@ -27,9 +29,9 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct WelcomeHandler {
     /// The email service's database.
-    pub db: PgPool,
+    db: PgPool,
     /// The SMTP client.
-    pub mailer: Mailer,
+    mailer: Mailer,
 }
 
 /// What went wrong while handling one event.
@@ -54,6 +56,16 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
 }
 
 impl WelcomeHandler {
+    /// The handler, with its metric described (and at 0) before the first mail.
+    pub fn new(db: PgPool, mailer: Mailer) -> Self {
+        metrics::describe_counter!(
+            "welcome_mails_sent_total",
+            "Welcome mails the SMTP server accepted."
+        );
+        metrics::counter!("welcome_mails_sent_total").increment(0);
+        Self { db, mailer }
+    }
+
     async fn welcome(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), WelcomeError> {
         self.accept(event).await?;
         self.send_pending(event).await

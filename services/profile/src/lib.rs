@@ -1,14 +1,54 @@
 //! Profile: a read model of users, built from `user.registered.v1`, served over HTTP.
 //!
-//! It never reads registration's database; everything it knows came as an event.
+//! It never reads registration's database; everything it knows came as an event. The
+//! consuming-service skeleton (`service_kit::consumer_service`) does the rest: the
+//! configuration, the database with its inbox, the consume loop, `/healthz`, `/readyz`,
+//! `/metrics` and the graceful shutdown.
+//!
+//! # Layout
+//! - [`projection`]: the event handler that turns events into profile rows.
+//! - [`store`]: SQL for profiles.
+//! - [`http`]: `GET /profiles/{user_id}`.
 
-/// Settings from flags and environment variables.
-pub mod config;
 /// `GET /profiles/{user_id}`.
 pub mod http;
 /// The event handler that projects events into profiles.
 pub mod projection;
-/// Building and running the app.
-pub mod startup;
 /// SQL for profiles.
 pub mod store;
+
+use events::UserRegisteredV1;
+use service_kit::{
+    app::App,
+    config::ServiceIdentity,
+    consumer_service::{ConsumerService, ConsumerServiceConfig, NoOwnSettings},
+};
+
+use crate::projection::ProfileProjection;
+
+/// The profile service: its name, port, queue and migrations.
+pub static SERVICE: ConsumerService = ConsumerService {
+    identity: ServiceIdentity {
+        name: "profile",
+        about: "Profile read model built from user.registered events",
+        default_port: 8082,
+    },
+    queue: "profile.user-registered",
+    migrator: &MIGRATOR,
+};
+
+/// The profiles table, embedded in the binary (the inbox comes from service-kit).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The profile service's configuration: the shared settings only.
+pub type Config = ConsumerServiceConfig<NoOwnSettings>;
+
+/// Builds the service: the skeleton with the projection and its routes.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let app = SERVICE
+        .build::<UserRegisteredV1, _, _>(&config, |db| {
+            (ProfileProjection::new(db.clone()), http::router(db))
+        })
+        .await?;
+    Ok(app)
+}

@@ -10,7 +10,19 @@ use crate::store;
 #[derive(Debug, Clone)]
 pub struct ProfileProjection {
     /// The profile service's database.
-    pub db: PgPool,
+    db: PgPool,
+}
+
+impl ProfileProjection {
+    /// The projection, with its metric described (and at 0) before the first profile.
+    pub fn new(db: PgPool) -> Self {
+        metrics::describe_counter!(
+            "profiles_created_total",
+            "Profiles written by the projection."
+        );
+        metrics::counter!("profiles_created_total").increment(0);
+        Self { db }
+    }
 }
 
 impl Handler<UserRegisteredV1> for ProfileProjection {

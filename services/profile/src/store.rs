@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use service_kit::db_span;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// A profile as `GET /profiles/{id}` shows it. The email address is deliberately not part
@@ -36,11 +38,6 @@ pub struct ProfileChange<'a> {
 
 /// Writes the profile unless a newer event (higher `sequence`) already did: last writer
 /// by sequence wins, whatever order the broker delivers in.
-#[tracing::instrument(
-    name = "INSERT profiles",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "INSERT", db.collection.name = "profiles")
-)]
 pub async fn upsert(
     tx: &mut PgConnection,
     change: &ProfileChange<'_>,
@@ -61,21 +58,18 @@ pub async fn upsert(
     .bind(i64::try_from(change.sequence).unwrap_or(i64::MAX))
     .bind(change.changed_at)
     .execute(tx)
+    .instrument(db_span!("INSERT", "profiles"))
     .await?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Reads one profile.
-#[tracing::instrument(
-    name = "SELECT profiles",
-    skip_all,
-    fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "SELECT", db.collection.name = "profiles")
-)]
 pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
     sqlx::query_as(
         "select user_id, display_name, registered_at, updated_at from profiles where user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(db)
+    .instrument(db_span!("SELECT", "profiles"))
     .await
 }

@@ -7,15 +7,13 @@
 pub mod config;
 /// Parsed input types: an `EmailAddress` or `DisplayName` that exists is valid.
 pub mod domain;
-/// The outbox as the event log: the published events, kept for replay, and their expiry.
-pub mod event_log;
 /// The HTTP API: routes, error mapping, idempotency.
 pub mod http;
-/// The relay that publishes outbox rows.
+/// The outbox table end to end: enqueue in the sign-up transaction, the relay that
+/// publishes it, the backlog gauges, the event log's retention and replay, and the one page
+/// that follows a sign-up's trace context from the HTTP request to the consumers.
 pub mod outbox;
-/// `registration replay`: republish logged events to one consumer's queue.
-pub mod replay;
 /// Building and running the app.
 pub mod startup;
-/// SQL for users and the outbox.
+/// SQL for users and idempotency keys.
 pub mod store;

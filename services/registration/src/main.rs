@@ -1,39 +1,37 @@
-//! The `registration` binary: configuration, telemetry, then the app until SIGTERM.
-//! Everything else lives in the library so that tests and tools can reuse it.
+//! The `registration` binary: the service, or the `replay` tool. Everything else lives in
+//! the library so that tests and tools build the same app.
 
-use clap::Parser;
-use registration::{
-    config::{Config, RegistrationCommand},
-    replay,
-    startup::App,
-};
+use registration::config::{Config, IDENTITY, RegistrationCommand};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let config: Config = service_kit::config::parse(IDENTITY);
     if let Some(RegistrationCommand::Replay(args)) = &config.command {
         return run_replay(&config, args).await;
     }
-    let traces = telemetry::init("registration")?;
-    let shutdown = service_kit::shutdown::on_signal();
-
-    let result = match App::build(config).await {
-        Ok(app) => app.run(shutdown).await,
-        Err(error) => Err(error),
-    };
-    if let Err(error) = &result {
-        tracing::error!(error = format!("{error:#}"), "registration failed");
-    }
-    // Flush the last spans; blocking, so off the runtime's workers.
-    tokio::task::spawn_blocking(move || traces.shutdown()).await?;
-    result
+    service_kit::runner::run(IDENTITY.name, |shutdown| async move {
+        registration::startup::build(config)
+            .await?
+            .run(shutdown)
+            .await?;
+        Ok(())
+    })
+    .await
 }
 
-/// `registration replay …`: no HTTP server, no relay; read the log, publish, report.
-async fn run_replay(config: &Config, args: &replay::ReplayArgs) -> anyhow::Result<()> {
-    let db = sqlx::PgPool::connect(&config.database_url).await?;
-    let topology = messaging::topology::Topology::new(config.topology_prefix.clone());
-    let count = replay::replay(&db, &config.amqp_url, &topology, args).await?;
+/// `registration replay …`: no HTTP server, no relay, no span export; read the log,
+/// publish, report. The W3C propagator is installed so that replayed messages carry the
+/// sign-up's trace context, which the consumer links to.
+async fn run_replay(
+    config: &Config,
+    args: &registration::outbox::replay::ReplayArgs,
+) -> anyhow::Result<()> {
+    telemetry::install_propagator();
+    let db = sqlx::PgPool::connect(&config.service.database_url).await?;
+    let topology = messaging::topology::Topology::new(config.service.topology_prefix.clone());
+    let count =
+        registration::outbox::replay::replay(&db, &config.service.amqp_url, &topology, args)
+            .await?;
     println!(
         "replayed {count} events to {}",
         topology.queue(&args.to_queue)

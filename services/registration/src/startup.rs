@@ -1,151 +1,63 @@
-//! Building the app (bind, database, state) and running it until shutdown.
-
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+//! Building the service: the database, the API, the outbox relay and the event log's
+//! upkeep, on the skeleton every service shares (`service_kit::app`).
 
 use anyhow::Context;
-use axum::Router;
 use messaging::{connection::BrokerStatus, topology::Topology};
 use service_kit::{
-    ops_http::{self, Readiness},
+    app::App,
+    ops_http::Readiness,
     postgres::{self, PoolSettings},
 };
-use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::Notify};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::Config,
-    event_log,
+    config::{Config, IDENTITY},
     http::{self, AppState},
-    outbox::{self, Relay},
+    outbox::{self, Relay, RelayWakeUp},
 };
 
 /// The migrations, embedded in the binary so a deployment is one file.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A built, not yet running, registration service.
-#[derive(Debug)]
-pub struct App {
-    listener: TcpListener,
-    router: Router,
-    relay: Relay,
-    readiness: Readiness,
-    retention: (Duration, Duration),
-    shutdown_timeout: Duration,
-}
-
-impl App {
-    /// Binds the listener, prepares the database and assembles the routes and the relay.
-    /// Fails if the address is taken or the database cannot be made ready.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
-        let settings = PoolSettings {
-            max_connections: config.database_max_connections,
-            ..PoolSettings::default()
-        };
-        let db = postgres::connect(&config.database_url, &MIGRATOR, settings)
-            .await
-            .context("cannot prepare the registration database")?;
-
-        let relay = Relay {
-            db: db.clone(),
-            amqp_url: config.amqp_url.clone(),
-            topology: Topology::new(config.topology_prefix.clone()),
-            batch_size: config.outbox_batch_size,
-            sweep_interval: config.outbox_sweep_interval(),
-            wake: Arc::new(Notify::new()),
-            status: BrokerStatus::default(),
-        };
-        let status = relay.status.clone();
-        let readiness = Readiness::new(db.clone(), move || status.is_connected());
-        let router = routes(
-            db,
-            &relay,
-            readiness.clone(),
-            config.max_concurrent_requests,
-        );
-        Ok(Self {
-            listener,
-            router,
-            relay,
-            readiness,
-            retention: (
-                config.event_log_retention(),
-                Duration::from_secs(config.event_log_cleanup_interval_secs),
-            ),
-            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
-        })
-    }
-
-    /// The bound address (the real port when built with port 0).
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves HTTP and runs the relay until `shutdown`, then waits for both to drain.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr()?, "registration listening");
-        describe_metrics();
-        let tasks = TaskTracker::new();
-        tasks.spawn(outbox::report_backlog(
-            self.relay.db.clone(),
-            shutdown.clone(),
-        ));
-        let (retention, cleanup_interval) = self.retention;
-        tasks.spawn(event_log::run_retention(
-            self.relay.db.clone(),
-            retention,
-            cleanup_interval,
-            shutdown.clone(),
-        ));
-        tasks.spawn(self.relay.run(shutdown.clone()));
-        tasks.spawn(ops_http::run_metrics_upkeep(
-            self.readiness,
-            shutdown.clone(),
-        ));
-        service_kit::server::serve_and_drain(
-            self.listener,
-            self.router,
-            tasks,
-            shutdown,
-            self.shutdown_timeout,
-        )
-        .await
-        .context("HTTP server failed")
-    }
-}
-
-fn routes(db: PgPool, relay: &Relay, readiness: Readiness, max_in_flight: usize) -> Router {
-    let state = AppState {
-        db,
-        relay_wake: relay.wake.clone(),
+/// Binds the listener, prepares the database and assembles the routes, the relay and
+/// the upkeep tasks. Fails if the address is taken or the database cannot be made ready.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let app = App::bind(IDENTITY.name, &config.service).await?;
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        ..PoolSettings::default()
     };
-    http::router(state, max_in_flight).merge(ops_http::router(readiness))
-}
+    let db = postgres::connect(&config.service.database_url, &MIGRATOR, settings)
+        .await
+        .context("cannot prepare the registration database")?;
 
-/// HELP texts, and the counters at 0 from the start so `rate()` and dashboards see them
-/// before the first sign-up or the first failed publish.
-fn describe_metrics() {
-    use events::Event as _;
-    metrics::describe_counter!("users_registered_total", "Sign-ups committed.");
-    metrics::describe_counter!("events_published_total", "Events the broker confirmed.");
-    metrics::describe_counter!(
-        "events_publish_failed_total",
-        "Publishes that failed and stay in the outbox for a retry."
-    );
-    metrics::describe_gauge!(
-        "outbox_backlog_events",
-        "Events committed but not yet published."
-    );
-    metrics::describe_gauge!(
-        "outbox_oldest_unpublished_age_seconds",
-        "Age of the oldest unpublished event."
-    );
-    metrics::counter!("users_registered_total").increment(0);
-    // One line per event type registration emits.
-    let event_type = events::UserRegisteredV1::TYPE;
-    metrics::counter!("events_published_total", "event_type" => event_type).increment(0);
-    metrics::counter!("events_publish_failed_total", "event_type" => event_type).increment(0);
+    let wake = RelayWakeUp::default();
+    let status = BrokerStatus::default();
+    let relay = Relay {
+        db: db.clone(),
+        amqp_url: config.service.amqp_url.clone(),
+        topology: Topology::new(config.service.topology_prefix.clone()),
+        batch_size: config.outbox.outbox_batch_size,
+        sweep_interval: config.outbox.sweep_interval(),
+        wake: wake.clone(),
+        status: status.clone(),
+    };
+    let state = AppState {
+        db: db.clone(),
+        relay_wake: wake,
+    };
+    let outbox_settings = config.outbox.clone();
+    let (backlog_db, retention_db) = (db.clone(), db.clone());
+    Ok(app
+        .api(http::router(state, config.max_concurrent_requests))
+        .ops(Readiness::new(db, status))
+        .task(move |shutdown| relay.run(shutdown))
+        .task(move |shutdown| outbox::report_backlog(backlog_db, shutdown))
+        .task(move |shutdown| {
+            outbox::run_retention(
+                retention_db,
+                outbox_settings.event_log_retention(),
+                outbox_settings.cleanup_interval(),
+                shutdown,
+            )
+        }))
 }

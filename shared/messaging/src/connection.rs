@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use lapin::{Connection, ConnectionProperties, Event, types::LongString};
 use tokio_util::sync::CancellationToken;
 
-use crate::MessagingError;
+use crate::{MessagingError, publisher::Publisher};
 
 /// Whether a service currently has a working broker connection; `/readyz` reads it.
 /// Cloning shares the flag.
@@ -40,9 +40,47 @@ impl BrokerStatus {
 }
 
 /// Opens one connection, named so that it can be told apart in the management UI.
-pub async fn connect(url: &str, name: &str) -> Result<Connection, MessagingError> {
+async fn connect(url: &str, name: &str) -> Result<Connection, MessagingError> {
     let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
     Ok(Connection::connect(url, properties).await?)
+}
+
+/// An open connection to the broker, in this crate's vocabulary: what a service or tool
+/// can do with it is open a [`Publisher`], notice that it failed, and close it.
+#[derive(Debug)]
+pub struct BrokerConnection(Connection);
+
+impl BrokerConnection {
+    /// Connects to `url`; `name` shows in the management UI's connection list.
+    pub async fn open(url: &str, name: &str) -> Result<Self, MessagingError> {
+        Ok(Self(connect(url, name).await?))
+    }
+
+    /// A channel in publisher-confirm mode on this connection.
+    pub async fn publisher(&self) -> Result<Publisher, MessagingError> {
+        Publisher::open(&self.0).await
+    }
+
+    /// Resolves when the connection reports an error (or its event stream ends), with
+    /// that error.
+    ///
+    /// A session that sits idle (the relay waiting for work) selects on this so that it
+    /// notices a dead socket at once instead of at its next publish, and `/readyz` stops
+    /// claiming the broker is up.
+    pub async fn failed(&self) -> MessagingError {
+        failed(&self.0).await
+    }
+
+    /// Closes the connection at the end of a clean stop; best effort (see
+    /// `close_for_shutdown`).
+    pub async fn close(&self) {
+        close_for_shutdown(&self.0).await;
+    }
+
+    /// The lapin connection, for this crate's own modules.
+    pub(crate) fn inner(&self) -> &Connection {
+        &self.0
+    }
 }
 
 /// Runs `session` on a fresh connection, again and again, until `shutdown` is cancelled.
@@ -60,7 +98,7 @@ pub async fn supervise<S, Fut>(
     shutdown: &CancellationToken,
     mut session: S,
 ) where
-    S: FnMut(Connection) -> Fut,
+    S: FnMut(BrokerConnection) -> Fut,
     Fut: Future<Output = Result<(), MessagingError>>,
 {
     let mut delays = backoff();
@@ -71,7 +109,7 @@ pub async fn supervise<S, Fut>(
                 Ok(connection) => {
                     tracing::info!(connection = name, "connected to the broker");
                     let started = tokio::time::Instant::now();
-                    let result = session(connection).await;
+                    let result = session(BrokerConnection(connection)).await;
                     status.set_disconnected();
                     if started.elapsed() > Duration::from_secs(30) {
                         delays = backoff();
@@ -98,7 +136,7 @@ pub async fn supervise<S, Fut>(
 /// Closes the connection at the end of a clean shutdown. Best effort: the work is done and
 /// acked, and if the broker or a channel is already going away there is nothing left to
 /// save, so a failure here is not worth an error in the logs.
-pub async fn close_for_shutdown(connection: &Connection) {
+pub(crate) async fn close_for_shutdown(connection: &Connection) {
     if let Err(error) = connection.close(200, "shutting down".into()).await {
         tracing::debug!(error = %error, "connection was already closing");
     }
@@ -110,7 +148,7 @@ pub async fn close_for_shutdown(connection: &Connection) {
 /// a dead socket at once instead of at its next publish, and `/readyz` stops claiming the
 /// broker is up. A consuming session does not need it: its delivery stream fails instead,
 /// and it lets the handlers in flight finish rather than abandon them half-way.
-pub async fn failed(connection: &Connection) -> MessagingError {
+pub(crate) async fn failed(connection: &Connection) -> MessagingError {
     let mut events = connection.events_listener();
     while let Some(event) = events.next().await {
         if let Event::Error(error) = event {

@@ -9,27 +9,19 @@
 use std::collections::HashSet;
 
 use lapin::{
-    BasicProperties, Channel, Connection,
+    Channel,
     message::BasicGetMessage,
     options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, LongString},
+    types::FieldTable,
 };
 use serde::Serialize;
 
 use crate::{
-    MessagingError, headers,
+    MessagingError,
+    connection::BrokerConnection,
+    headers::{self, Headers},
     publisher::{confirm_channel, publish_raw},
-    topology::key,
 };
-
-/// The subcommands of a consumer binary: tools that share the service's configuration
-/// instead of running the service.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ConsumerCommand {
-    /// Inspect or redrive this service's dead-letter queue.
-    #[command(subcommand)]
-    Dlq(DlqCommand),
-}
 
 /// The `dlq` subcommand of a consumer binary.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -72,7 +64,7 @@ pub async fn run(
     dead_letter_queue: &str,
     command: &DlqCommand,
 ) -> Result<(), MessagingError> {
-    let connection = crate::connection::connect(amqp_url, "dlq tool").await?;
+    let connection = BrokerConnection::open(amqp_url, "dlq tool").await?;
     let result = match command {
         DlqCommand::List => list(&connection, dead_letter_queue).await.map(|letters| {
             for letter in letters {
@@ -92,16 +84,16 @@ pub async fn run(
                 })
         }
     };
-    connection.close(200, "done".into()).await?;
+    connection.close().await;
     result
 }
 
 /// The messages in the DLQ, left in place.
 pub async fn list(
-    connection: &Connection,
+    connection: &BrokerConnection,
     dead_letter_queue: &str,
 ) -> Result<Vec<DeadLetter>, MessagingError> {
-    let channel = connection.create_channel().await?;
+    let channel = connection.inner().create_channel().await?;
     let messages = fetch_all(&channel, dead_letter_queue).await?;
     let letters = messages.iter().map(describe).collect();
     // Closing without acking puts every fetched message back.
@@ -112,11 +104,11 @@ pub async fn list(
 /// Sends the selected messages (all when `selection` is `None`) back to the queue they
 /// failed in and removes them from the DLQ. Returns how many were redriven.
 pub async fn redrive(
-    connection: &Connection,
+    connection: &BrokerConnection,
     dead_letter_queue: &str,
     selection: Option<&HashSet<String>>,
 ) -> Result<usize, MessagingError> {
-    let channel = confirm_channel(connection).await?;
+    let channel = confirm_channel(connection.inner()).await?;
     let messages = fetch_all(&channel, dead_letter_queue).await?;
     let mut redriven = 0;
     for message in &messages {
@@ -124,7 +116,9 @@ pub async fn redrive(
         if selection.is_some_and(|ids| !ids.contains(&letter.message_id)) {
             continue;
         }
-        let properties = redriven_properties(&message.delivery.properties, dead_letter_queue);
+        let original = &message.delivery.properties;
+        let headers = Headers::of(original.headers().as_ref()).redriven_from(dead_letter_queue);
+        let properties = original.clone().with_headers(headers.into_table());
         publish_raw(
             &channel,
             "",
@@ -167,62 +161,17 @@ async fn fetch_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage
 
 fn describe(message: &BasicGetMessage) -> DeadLetter {
     let properties = &message.delivery.properties;
-    let table = properties.headers().clone().unwrap_or_default();
-    let text = |name: &str| header_text(&table, name).unwrap_or_default();
+    let headers = Headers::of(properties.headers().as_ref());
+    let text = |name: &str| headers.text(name).unwrap_or_default();
+    let property = |value: &Option<lapin::types::ShortString>| {
+        value.as_ref().map(ToString::to_string).unwrap_or_default()
+    };
     DeadLetter {
-        message_id: properties
-            .message_id()
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        event_type: properties
-            .kind()
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        message_id: property(properties.message_id()),
+        event_type: property(properties.kind()),
         kind: text(headers::DEAD_LETTER_KIND),
         reason: text(headers::DEAD_LETTER_REASON),
         attempts: text(headers::ATTEMPT),
         original_queue: text(headers::ORIGINAL_QUEUE),
-    }
-}
-
-/// The DLQ copy's properties minus the failure bookkeeping, plus where it came back from.
-fn redriven_properties(properties: &BasicProperties, dead_letter_queue: &str) -> BasicProperties {
-    let mut kept = FieldTable::default();
-    let dropped = [
-        headers::DEAD_LETTER_KIND,
-        headers::DEAD_LETTER_REASON,
-        headers::RETRY_REASON,
-        headers::ATTEMPT,
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-    ];
-    if let Some(table) = properties.headers() {
-        for (name, value) in table.inner() {
-            if !dropped.contains(&name.as_str()) {
-                kept.insert(name.clone(), value.clone());
-            }
-        }
-    }
-    kept.insert(key(headers::ATTEMPT), AMQPValue::LongUInt(1));
-    kept.insert(
-        key(headers::REDRIVEN_FROM),
-        AMQPValue::LongString(LongString::from(dead_letter_queue)),
-    );
-    properties.clone().with_headers(kept)
-}
-
-fn header_text(table: &FieldTable, name: &str) -> Option<String> {
-    match table.inner().get(name)? {
-        AMQPValue::LongString(value) => {
-            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-        }
-        AMQPValue::LongUInt(value) => Some(value.to_string()),
-        AMQPValue::LongInt(value) => Some(value.to_string()),
-        AMQPValue::LongLongInt(value) => Some(value.to_string()),
-        _ => None,
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! - **Publishing** waits for the broker's confirm of each message and publishes with
 //!   `mandatory`, so a message that reached no queue counts as not delivered. A caller only
-//!   treats a message as sent once [`publisher::publish`] returned `Ok`.
+//!   treats a message as sent once [`publisher::Publisher::publish`] returned `Ok`.
 //! - **Consuming** uses manual acks and a bounded prefetch. A message is acked only after
 //!   its handler finished and whatever follows from its verdict (a retry copy, a
 //!   dead-letter copy) has itself been confirmed. A crash at any point means redelivery,
@@ -25,6 +25,7 @@ pub mod consumer;
 /// Listing and redriving dead-lettered messages (the `dlq` subcommand).
 pub mod dead_letters;
 mod error;
+/// The headers this system reads and writes, behind one typed value.
 pub mod headers;
 /// What a handler returns.
 pub mod outcome;
@@ -34,7 +35,6 @@ pub mod publisher;
 pub mod retry;
 /// Exchange, work queues, delay queues and dead-letter queues, by name.
 pub mod topology;
-pub mod trace_context;
+mod trace_context;
 
 pub use error::MessagingError;
-pub use lapin;

@@ -6,7 +6,7 @@ use lapin::{
     types::{FieldTable, ShortString},
 };
 
-use crate::MessagingError;
+use crate::{MessagingError, headers::Headers};
 
 /// How long to wait for the broker's confirm before treating the outcome as unknown.
 /// The caller then publishes again later; consumers deduplicate, so "unknown" is safe.
@@ -31,7 +31,7 @@ pub struct OutgoingMessage {
     /// Event time in seconds since the epoch; becomes the AMQP `timestamp`.
     pub timestamp: u64,
     /// Headers, including `traceparent`.
-    pub headers: FieldTable,
+    pub headers: Headers,
     /// The JSON envelope.
     pub body: Vec<u8>,
 }
@@ -46,7 +46,7 @@ impl OutgoingMessage {
             .with_content_type(ShortString::from(events::envelope::CONTENT_TYPE))
             .with_timestamp(self.timestamp)
             .with_delivery_mode(PERSISTENT)
-            .with_headers(self.headers.clone())
+            .with_headers(self.headers.clone().into_table())
     }
 }
 
@@ -55,7 +55,7 @@ impl OutgoingMessage {
 ///
 /// `Ok` means a queue has the message durably. Every other outcome is an error, and the
 /// caller must assume the message was not delivered.
-pub async fn publish(
+async fn publish(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
@@ -74,7 +74,7 @@ pub async fn publish(
 
 /// Publishes bytes with ready-made properties and waits for the confirm. Used to forward a
 /// received message (to a delay queue, the DLQ, or back to its queue) keeping its properties.
-pub async fn publish_raw(
+pub(crate) async fn publish_raw(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
@@ -121,8 +121,59 @@ pub async fn publish_raw(
     }
 }
 
+/// A channel in publisher-confirm mode: every publish through it waits for the broker to
+/// take responsibility for the message. Open one with
+/// [`crate::connection::BrokerConnection::publisher`].
+#[derive(Debug)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub(crate) async fn open(connection: &lapin::Connection) -> Result<Self, MessagingError> {
+        Ok(Self {
+            channel: confirm_channel(connection).await?,
+        })
+    }
+
+    /// Publishes `message` to `exchange` with `routing_key` and waits for the confirm.
+    /// `Ok` means a queue has the message durably. Every other outcome is an error, and
+    /// the caller must assume the message was not delivered.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: &OutgoingMessage,
+    ) -> Result<(), MessagingError> {
+        publish(&self.channel, exchange, routing_key, message).await
+    }
+
+    /// Declares the topology's exchange, which a producer needs before its first publish.
+    pub async fn declare_exchange(
+        &self,
+        topology: &crate::topology::Topology,
+    ) -> Result<(), MessagingError> {
+        topology.declare_exchange(&self.channel).await
+    }
+
+    /// Fails with the broker's `NOT_FOUND` unless `queue` exists: a tool that sends to one
+    /// queue checks first instead of publishing a misspelt name into nowhere.
+    pub async fn ensure_queue_exists(&self, queue: &str) -> Result<(), MessagingError> {
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await?;
+        Ok(())
+    }
+}
+
 /// Opens a channel in publisher-confirm mode.
-pub async fn confirm_channel(connection: &lapin::Connection) -> Result<Channel, MessagingError> {
+pub(crate) async fn confirm_channel(
+    connection: &lapin::Connection,
+) -> Result<Channel, MessagingError> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(lapin::options::ConfirmSelectOptions::default())

@@ -1,9 +1,5 @@
 use std::time::Duration;
 
-use lapin::types::{AMQPValue, FieldTable};
-
-use crate::headers;
-
 /// How often and how far apart a failing message is retried.
 ///
 /// Each delay gets its own delay queue (a queue has one TTL; per-message TTLs in one queue
@@ -39,22 +35,9 @@ impl RetryPolicy {
     }
 }
 
-/// The attempt a delivery represents: the `x-attempt` header, or 1 on first delivery.
-pub fn attempt_of(headers: Option<&FieldTable>) -> u32 {
-    let value = headers.and_then(|table| table.inner().get(headers::ATTEMPT));
-    match value {
-        Some(AMQPValue::LongUInt(n)) => *n,
-        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(1),
-        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(1),
-        _ => 1,
-    }
-    .max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lapin::types::ShortString;
 
     #[test]
     fn exponential_doubles_each_delay() {
@@ -70,13 +53,5 @@ mod tests {
         assert_eq!(policy.delay_after(2), Some(Duration::from_millis(200)));
         assert_eq!(policy.delay_after(3), None);
         assert_eq!(policy.delay_after(0), None);
-    }
-
-    #[test]
-    fn a_first_delivery_is_attempt_one() {
-        assert_eq!(attempt_of(None), 1);
-        let mut table = FieldTable::default();
-        table.insert(ShortString::from(headers::ATTEMPT), AMQPValue::LongInt(3));
-        assert_eq!(attempt_of(Some(&table)), 3);
     }
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use lapin::{
     Channel, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, LongString, ShortString},
+    types::{AMQPValue, FieldTable, LongString},
 };
 
 use crate::{MessagingError, retry::RetryPolicy};
@@ -52,7 +52,7 @@ impl Topology {
 
     /// Declares the exchange. Idempotent: declaring what exists with the same arguments is
     /// a no-op, so every service does it at start instead of relying on deploy order.
-    pub async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
+    pub(crate) async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
         let options = ExchangeDeclareOptions {
             // Survives a broker restart.
             durable: true,
@@ -71,7 +71,7 @@ impl Topology {
 
     /// Declares a consumer's work queue bound to `routing_key`, its dead-letter queue and
     /// one delay queue per retry delay. Returns the names.
-    pub async fn declare_consumer_queues(
+    pub(crate) async fn declare_consumer_queues(
         &self,
         channel: &Channel,
         queue: &str,
@@ -179,11 +179,6 @@ fn delay_queue_arguments(work_queue: &str, delay: Duration) -> FieldTable {
 
 fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
-}
-
-/// Convenience for building header and argument keys.
-pub(crate) fn key(name: &str) -> ShortString {
-    ShortString::from(name)
 }
 
 #[cfg(test)]

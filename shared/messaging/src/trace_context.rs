@@ -10,7 +10,7 @@ use opentelemetry::{
 
 /// Writes propagation fields into a headers table.
 #[derive(Debug)]
-pub struct HeaderInjector<'a>(pub &'a mut FieldTable);
+pub(crate) struct HeaderInjector<'a>(pub &'a mut FieldTable);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
@@ -30,7 +30,7 @@ impl Injector for HeaderInjector<'_> {
 /// Reads propagation fields from a headers table. Anything that is not a UTF-8 long
 /// string is ignored, so a malformed header starts a new trace instead of failing.
 #[derive(Debug)]
-pub struct HeaderExtractor<'a>(pub &'a FieldTable);
+pub(crate) struct HeaderExtractor<'a>(pub &'a FieldTable);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
@@ -46,15 +46,14 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// Adds the context's `traceparent`/`tracestate` to `headers` with the global propagator.
-pub fn inject(context: &Context, headers: &mut FieldTable) {
+pub(crate) fn inject(context: &Context, headers: &mut FieldTable) {
     global::get_text_map_propagator(|propagator| {
         propagator.inject_context(context, &mut HeaderInjector(headers));
     });
 }
 
 /// The remote context carried by `headers`, or an empty context (a new root) if none.
-pub fn extract(headers: Option<&FieldTable>) -> Context {
-    let empty = FieldTable::default();
-    let extractor = HeaderExtractor(headers.unwrap_or(&empty));
+pub(crate) fn extract(headers: &FieldTable) -> Context {
+    let extractor = HeaderExtractor(headers);
     global::get_text_map_propagator(|propagator| propagator.extract(&extractor))
 }

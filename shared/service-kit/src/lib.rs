@@ -1,9 +1,25 @@
-//! What every service binary needs and nothing domain-specific: the shutdown signal, the
-//! database bootstrap, the consumers' inbox, the operational routes, the HTTP trace
-//! context layer, the JSON extractor and the shared error body.
+//! What every service binary needs and nothing domain-specific: the service skeleton
+//! (configuration, app builder, `main` runner, consuming-service wiring), the shutdown
+//! signal, the database bootstrap, the consumers' inbox, the operational routes, the HTTP
+//! trace context layer, and one error type and body for every handler.
+//!
+//! # Layout
+//! A service's `main` calls [`runner::run`] (or [`consumer_service::ConsumerService::main`]),
+//! which installs telemetry, builds an [`app::App`] from a [`config::ServiceArgs`] and runs
+//! it until [`shutdown::on_signal`] fires.
 
+/// The app builder: listener, routes, background tasks, drain.
+pub mod app;
+/// The settings every service shares, parsed with the service's own defaults.
+pub mod config;
+/// The skeleton of a consuming service: all but its handler, store and routes.
+pub mod consumer_service;
+/// `db_span!`: the client span every SQL statement runs in.
+pub mod db_span;
 /// The JSON error body all three services answer with.
 pub mod error_body;
+/// One error type for every handler, mapped to a status in one place.
+pub mod http_error;
 /// The inbox: "have I handled this event already?", inside the effect's transaction.
 pub mod inbox;
 /// `Json<T>`: a body extractor whose rejections are [`error_body::ErrorBody`] 4xx answers.
@@ -12,8 +28,8 @@ pub mod json;
 pub mod ops_http;
 /// Create the database if missing, connect, run the embedded migrations.
 pub mod postgres;
-/// Serving an axum router until shutdown.
-pub mod server;
+/// The body of every `main`: telemetry, signal, run, flush.
+pub mod runner;
 /// SIGTERM / Ctrl-C → a `CancellationToken` every task watches.
 pub mod shutdown;
 /// Continue the caller's trace, name the server span, answer with `traceresponse`.

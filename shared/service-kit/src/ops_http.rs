@@ -1,6 +1,7 @@
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use messaging::connection::BrokerStatus;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -9,25 +10,17 @@ use tokio_util::sync::CancellationToken;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What `/readyz` checks: the service's database, and its broker link.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Readiness {
     db: PgPool,
-    broker_connected: Arc<dyn Fn() -> bool + Send + Sync>,
-}
-
-impl std::fmt::Debug for Readiness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readiness").finish_non_exhaustive()
-    }
+    broker: BrokerStatus,
 }
 
 impl Readiness {
-    /// `broker_connected` is asked on every probe; it reads a flag, it must not block.
-    pub fn new(db: PgPool, broker_connected: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        Self {
-            db,
-            broker_connected: Arc::new(broker_connected),
-        }
+    /// `broker` is the flag the service's broker session (consumer or relay) keeps up to
+    /// date; reading it on every probe costs nothing.
+    pub fn new(db: PgPool, broker: BrokerStatus) -> Self {
+        Self { db, broker }
     }
 }
 
@@ -58,7 +51,7 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     )
     .await
     .is_ok_and(|result| result.is_ok());
-    let broker = (readiness.broker_connected)();
+    let broker = readiness.broker.is_connected();
     let status = if database && broker {
         StatusCode::OK
     } else {
@@ -87,7 +80,7 @@ pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToke
                 let idle = u32::try_from(readiness.db.num_idle()).unwrap_or(size);
                 metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
                 metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
-                let connected = if (readiness.broker_connected)() { 1.0 } else { 0.0 };
+                let connected = if readiness.broker.is_connected() { 1.0 } else { 0.0 };
                 metrics::gauge!("broker_connected").set(connected);
                 handle.run_upkeep();
             }

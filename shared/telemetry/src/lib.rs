@@ -18,7 +18,7 @@ mod traces;
 
 use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-pub use traces::TracesGuard;
+pub use traces::{TracesGuard, install_propagator};
 
 /// Why telemetry could not be set up. Start-up treats all of these as fatal: a service that
 /// silently runs without its traces or logs is harder to operate than one that refuses to start.

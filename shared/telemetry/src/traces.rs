@@ -49,10 +49,20 @@ pub(crate) fn init(service_name: &'static str) -> Result<(TracesGuard, SdkTracer
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
-    global::set_text_map_propagator(TraceContextPropagator::new());
+    install_propagator();
     global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer(service_name);
     Ok((TracesGuard { provider }, tracer))
+}
+
+/// Installs the W3C Trace Context propagator globally: what turns a span's context into
+/// `traceparent`/`tracestate` and back, in HTTP headers, AMQP headers and outbox rows.
+///
+/// [`crate::init`] calls it; a one-shot tool that sends messages without exporting spans
+/// (`registration replay`) calls it alone, since the default global propagator is a
+/// no-op that would send no trace context at all.
+pub fn install_propagator() {
+    global::set_text_map_propagator(TraceContextPropagator::new());
 }
 
 /// `OTEL_SERVICE_NAME` wins when set; `with_service_name` would override it, so the

@@ -6,13 +6,12 @@ use axum::{
     Json, Router,
     extract::{Query, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::get,
 };
-use service_kit::error_body::ErrorBody;
+use service_kit::http_error::HttpError;
 use sqlx::PgPool;
 
-use crate::store;
+use crate::store::{self, WelcomeMail};
 
 pub(super) fn router() -> Router<PgPool> {
     Router::new().route("/emails", get(list))
@@ -20,25 +19,21 @@ pub(super) fn router() -> Router<PgPool> {
 
 /// Addresses are stored as registration normalised them (trimmed, lower-case), so the
 /// query is normalised the same way.
-async fn list(State(db): State<PgPool>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let Some(to) = query
+async fn list(
+    State(db): State<PgPool>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<WelcomeMail>>, HttpError> {
+    let to = query
         .get("to")
         .map(|to| to.trim().to_lowercase())
         .filter(|to| !to.is_empty())
-    else {
-        return ErrorBody::for_field(
-            "missing_parameter",
-            "to",
-            "query parameter `to` is required",
-        )
-        .with_status(StatusCode::BAD_REQUEST);
-    };
-    match store::mails_to(&db, &to).await {
-        Ok(mails) => Json(mails).into_response(),
-        Err(error) => {
-            tracing::error!(error = %error, "cannot list mails");
-            ErrorBody::new("internal", "something went wrong; try again")
-                .with_status(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-    }
+        .ok_or_else(|| {
+            HttpError::invalid_field(
+                StatusCode::BAD_REQUEST,
+                "missing_parameter",
+                "to",
+                "query parameter `to` is required",
+            )
+        })?;
+    Ok(Json(store::mails_to(&db, &to).await?))
 }

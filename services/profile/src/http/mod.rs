@@ -2,12 +2,10 @@
 
 mod profiles;
 
-use axum::{Router, middleware};
+use axum::Router;
 use sqlx::PgPool;
 
-/// The API routes with request tracing.
+/// The API routes; the skeleton adds request tracing and the operational routes.
 pub fn router(db: PgPool) -> Router {
-    profiles::router()
-        .with_state(db)
-        .layer(middleware::from_fn(service_kit::trace_http::layer))
+    profiles::router().with_state(db)
 }

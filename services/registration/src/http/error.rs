@@ -1,15 +1,16 @@
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
-use service_kit::error_body::ErrorBody;
+use service_kit::http_error::HttpError;
 
 use crate::{domain::InvalidField, store::StoreError};
 
-/// Every way a registration request can fail, mapped to a status in one place.
+/// Every way a registration request can fail, mapped to an answer in one place.
 ///
-/// Server-side failures are logged here with their cause and answered with an opaque
-/// message: the client cannot act on SQL details, and they may leak internals.
+/// The rendering (the JSON body, the opaque 500, the 503 with `Retry-After` for an
+/// unreachable database, which tells a client to retry with its Idempotency-Key) is the
+/// shared [`HttpError`]'s; this type says which domain failure is which answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// An input field broke its rule: 422 naming the field.
@@ -27,7 +28,7 @@ pub enum ApiError {
     /// No such user: 404.
     #[error("user not found")]
     NotFound,
-    /// The database failed: 500, details in the log only.
+    /// The database failed: 503 or 500, details in the log only.
     #[error("database failure")]
     Database(#[source] sqlx::Error),
 }
@@ -47,59 +48,35 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Failures that mean "the database cannot be reached right now" rather than "this request
-/// is broken": the client should retry (with its Idempotency-Key), so they are a 503.
-fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    )
+impl From<ApiError> for HttpError {
+    fn from(error: ApiError) -> Self {
+        let message = error.to_string();
+        match error {
+            ApiError::Invalid(invalid) => HttpError::invalid_field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                invalid.field,
+                message,
+            ),
+            ApiError::DuplicateEmail => {
+                HttpError::invalid_field(StatusCode::CONFLICT, "duplicate_email", "email", message)
+            }
+            ApiError::InvalidIdempotencyKey(_) => {
+                HttpError::rejected(StatusCode::BAD_REQUEST, "invalid_idempotency_key", message)
+            }
+            ApiError::IdempotencyKeyReused => HttpError::rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
+            ApiError::NotFound => HttpError::not_found(message),
+            ApiError::Database(error) => HttpError::Database(error),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = self.to_string();
-        let (status, body) = match &self {
-            Self::Invalid(invalid) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorBody::for_field("invalid_field", invalid.field, message),
-            ),
-            Self::DuplicateEmail => (
-                StatusCode::CONFLICT,
-                ErrorBody::for_field("duplicate_email", "email", message),
-            ),
-            Self::InvalidIdempotencyKey(_) => (
-                StatusCode::BAD_REQUEST,
-                ErrorBody::new("invalid_idempotency_key", message),
-            ),
-            Self::IdempotencyKeyReused => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorBody::new("idempotency_key_reused", message),
-            ),
-            Self::NotFound => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", message)),
-            Self::Database(error) if is_unavailable(error) => {
-                tracing::warn!(error = %error, "database unavailable");
-                let mut response = ErrorBody::new(
-                    "unavailable",
-                    "the service is temporarily unavailable; retry shortly",
-                )
-                .with_status(StatusCode::SERVICE_UNAVAILABLE);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-            Self::Database(error) => {
-                tracing::error!(error = %error, error.cause_chain = ?error, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorBody::new("internal", "something went wrong; try again"),
-                )
-            }
-        };
-        body.with_status(status)
+        HttpError::from(self).into_response()
     }
 }

@@ -4,23 +4,23 @@ mod error;
 mod idempotency;
 mod users;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     BoxError, Router,
     error_handling::HandleErrorLayer,
     extract::DefaultBodyLimit,
     http::{StatusCode, header},
-    middleware,
     response::{IntoResponse, Response},
 };
 use service_kit::error_body::ErrorBody;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
+
+use crate::outbox::RelayWakeUp;
 
 /// Largest accepted request body. A sign-up is a few hundred bytes; anything near this is
 /// a mistake or an attack, and is answered 413 before it is read into memory.
@@ -34,12 +34,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState {
     /// Registration's database.
     pub db: PgPool,
-    /// Wakes the outbox relay after a commit, so a sign-up's event leaves at once instead
-    /// of waiting for the next sweep.
-    pub relay_wake: Arc<Notify>,
+    /// Wakes this process's outbox relay after a commit, so a sign-up's event leaves at
+    /// once instead of waiting for the next sweep. In-process, not PostgreSQL `NOTIFY`:
+    /// see [`RelayWakeUp`].
+    pub relay_wake: RelayWakeUp,
 }
 
-/// The API routes with request tracing, load shedding, a body limit and a timeout.
+/// The API routes with load shedding, a body limit and a timeout (the skeleton adds the
+/// request tracing around them, and the operational routes beside them).
 ///
 /// At most `max_in_flight` requests are handled at once; beyond that a request is
 /// answered 503 with `Retry-After` at once rather than queued, so a burst cannot pile up
@@ -58,7 +60,6 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(shed_load)
-        .layer(middleware::from_fn(service_kit::trace_http::layer))
 }
 
 /// The answer when every slot is busy. `load_shed` fails the request with `Overloaded`;

@@ -1,7 +1,5 @@
 //! `POST /users` (sign up) and `GET /users/{id}` (where the `Location` header points).
 
-use std::collections::HashMap;
-
 use axum::{
     Router,
     extract::{Path, State},
@@ -13,17 +11,18 @@ use chrono::{DateTime, Utc};
 use events::{Envelope, UserRegisteredV1};
 use serde::{Deserialize, Serialize};
 use service_kit::json::Json;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
-    event_log::SOURCE,
-    store::{self, IdempotencyClaim, TraceCarrier, User},
+    outbox::{self, SOURCE},
+    store::{self, IdempotencyClaim, User},
 };
 
 pub(super) fn router() -> Router<AppState> {
+    metrics::describe_counter!("users_registered_total", "Sign-ups committed.");
+    metrics::counter!("users_registered_total").increment(0);
     Router::new()
         .route("/users", post(register))
         .route("/users/{user_id}", get(find))
@@ -84,7 +83,7 @@ async fn register(
 
     let user = store::insert_user(&mut tx, &new_user).await?;
     let event = Envelope::new(SOURCE, user.user_id.to_string(), 1, registered_event(&user));
-    store::insert_outbox(&mut tx, &event, &current_trace_context()).await?;
+    outbox::enqueue(&mut tx, &event).await?;
     let user_id = user.user_id;
     let body = serde_json::to_value(UserResponse::from(user))
         .expect("a struct of strings, a uuid and a timestamp always serialises");
@@ -94,7 +93,7 @@ async fn register(
     }
     tx.commit().await?;
 
-    state.relay_wake.notify_one();
+    state.relay_wake.wake();
     metrics::counter!("users_registered_total").increment(1);
     tracing::info!(user_id = %user_id, event_id = %event.id, "user registered");
     Ok(created(body))
@@ -133,21 +132,5 @@ fn registered_event(user: &User) -> UserRegisteredV1 {
         email: user.email.clone(),
         display_name: user.display_name.clone(),
         registered_at: user.created_at,
-    }
-}
-
-/// The request span's W3C context, stored with the outbox row so that the relay's publish
-/// span (which runs later, in another task) becomes a child of this request.
-fn current_trace_context() -> TraceCarrier {
-    let mut carrier = HashMap::new();
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut carrier);
-    });
-    TraceCarrier {
-        traceparent: carrier.remove("traceparent"),
-        tracestate: carrier
-            .remove("tracestate")
-            .filter(|state| !state.is_empty()),
     }
 }

@@ -1,9 +1,12 @@
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{body::Body, http::Request};
-use registration::http::{AppState, router};
+use registration::{
+    http::{AppState, router},
+    outbox::RelayWakeUp,
+};
 use sqlx::postgres::PgPoolOptions;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// A database that accepts connections and never answers: every request that reaches it
@@ -37,7 +40,7 @@ async fn a_saturated_api_answers_503_with_retry_after() {
     let (_listener, db) = stalled_database().await;
     let state = AppState {
         db,
-        relay_wake: Arc::new(Notify::new()),
+        relay_wake: RelayWakeUp::default(),
     };
     let app = router(state, 1);
 
@@ -77,7 +80,7 @@ async fn an_unreachable_database_is_a_503_with_retry_after() {
     let app = router(
         AppState {
             db,
-            relay_wake: Arc::new(Notify::new()),
+            relay_wake: RelayWakeUp::default(),
         },
         8,
     );

@@ -10,13 +10,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use messaging::lapin::{Channel, Connection, types::FieldTable};
 use messaging::{
     MessagingError,
-    connection::{BrokerStatus, supervise},
-    publisher::{confirm_channel, publish},
+    connection::{BrokerConnection, BrokerStatus, supervise},
+    headers::Headers,
+    publisher::{OutgoingMessage, Publisher},
     topology::Topology,
-    trace_context,
 };
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -24,7 +23,30 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::event_log::LoggedEvent;
+use super::{OutboxRow, SOURCE, select_rows};
+
+/// Wakes the relay as soon as a sign-up has committed, so its event leaves at once
+/// instead of at the next sweep.
+///
+/// An in-process signal (a tokio [`Notify`]) from the sign-up handler of this process,
+/// sent after its commit; it is not PostgreSQL `LISTEN`/`NOTIFY`. Rows committed by other
+/// instances, or while the broker was away, are found by the relay's periodic sweep
+/// ([`Relay::sweep_interval`]). Cloning shares the signal.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWakeUp(Arc<Notify>);
+
+impl RelayWakeUp {
+    /// Called by the sign-up handler after its commit. If the relay is busy, one wake-up
+    /// is kept for when it next waits, so a signal sent mid-batch is not lost.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves at the next [`RelayWakeUp::wake`] (or at once for one kept while busy).
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
 
 /// What the relay needs; built by `startup`.
 #[derive(Debug, Clone)]
@@ -40,8 +62,8 @@ pub struct Relay {
     /// Period of the safety sweep for rows whose wake-up was missed (e.g. written by
     /// another instance, or while the broker was down).
     pub sweep_interval: Duration,
-    /// Notified by the sign-up handler after each commit.
-    pub wake: Arc<Notify>,
+    /// Signalled by the sign-up handler after each commit.
+    pub wake: RelayWakeUp,
     /// The relay's broker link, for `/readyz`.
     pub status: BrokerStatus,
 }
@@ -60,6 +82,7 @@ enum RelayError {
 impl Relay {
     /// Publishes outbox rows until `shutdown`, reconnecting whenever the broker goes away.
     pub async fn run(self, shutdown: CancellationToken) {
+        describe_metrics();
         supervise(
             &self.amqp_url,
             "registration relay",
@@ -72,30 +95,30 @@ impl Relay {
 
     async fn session(
         &self,
-        connection: Connection,
+        connection: BrokerConnection,
         shutdown: &CancellationToken,
     ) -> Result<(), MessagingError> {
-        let channel = confirm_channel(&connection).await?;
-        self.topology.declare_exchange(&channel).await?;
+        let publisher = connection.publisher().await?;
+        publisher.declare_exchange(&self.topology).await?;
         self.status.set_connected();
         loop {
-            self.drain(&channel).await?;
+            self.drain(&publisher).await?;
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
+                () = self.wake.woken() => {}
                 () = tokio::time::sleep(self.sweep_interval) => {}
-                error = messaging::connection::failed(&connection) => return Err(error),
+                error = connection.failed() => return Err(error),
             }
         }
-        messaging::connection::close_for_shutdown(&connection).await;
+        connection.close().await;
         Ok(())
     }
 
     /// Publishes batches until the outbox is empty. Broker errors end the session;
     /// database errors are logged and left to the next wake-up.
-    async fn drain(&self, channel: &Channel) -> Result<(), MessagingError> {
+    async fn drain(&self, publisher: &Publisher) -> Result<(), MessagingError> {
         loop {
-            match self.publish_batch(channel).await {
+            match self.publish_batch(publisher).await {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
                 // Nobody is bound yet (consumers not started): keep the row and try again
@@ -114,15 +137,13 @@ impl Relay {
     }
 
     /// Claims, publishes and marks one batch; returns how many rows were published.
-    async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
+    async fn publish_batch(&self, publisher: &Publisher) -> Result<usize, RelayError> {
         let mut tx = self.db.begin().await?;
-        let rows: Vec<LoggedEvent> = sqlx::query_as(
-            "select position, event_id, event_type, aggregate_id, payload::text as payload,
-                    traceparent, tracestate, created_at
-             from outbox where published_at is null
+        let rows: Vec<OutboxRow> = sqlx::query_as(select_rows(
+            "where published_at is null
              order by position limit $1
              for update skip locked",
-        )
+        ))
         .bind(i64::from(self.batch_size))
         .fetch_all(&mut *tx)
         .await?;
@@ -130,7 +151,7 @@ impl Relay {
         let mut published = Vec::with_capacity(rows.len());
         let mut broker_error = None;
         for row in &rows {
-            match self.publish_row(channel, row).await {
+            match self.publish_row(publisher, row).await {
                 Ok(()) => published.push(row.position),
                 Err(error) => {
                     broker_error = Some(error);
@@ -154,8 +175,8 @@ impl Relay {
     /// Publishes one row inside a producer span that continues the sign-up's trace.
     async fn publish_row(
         &self,
-        channel: &Channel,
-        row: &LoggedEvent,
+        publisher: &Publisher,
+        row: &OutboxRow,
     ) -> Result<(), MessagingError> {
         let exchange = self.topology.exchange();
         let span = tracing::info_span!(
@@ -168,11 +189,11 @@ impl Relay {
             messaging.rabbitmq.destination.routing_key = %row.event_type,
             messaging.message.id = %row.event_id,
         );
-        let _ = span.set_parent(row.trace_context());
-        let mut headers = FieldTable::default();
-        trace_context::inject(&span.context(), &mut headers);
-        let message = row.message(headers);
-        let result = publish(channel, &exchange, &row.event_type, &message)
+        let _ = span.set_parent(row.trace.restore());
+        let headers = Headers::default().with_trace_context(&span.context());
+        let message = outgoing_message(row, headers);
+        let result = publisher
+            .publish(&exchange, &row.event_type, &message)
             .instrument(span.clone())
             .await;
         match &result {
@@ -191,28 +212,30 @@ impl Relay {
     }
 }
 
-/// Every few seconds: how many events wait in the outbox and how old the oldest is
-/// (`outbox_backlog_events`, `outbox_oldest_unpublished_age_seconds`). A growing backlog
-/// or age means the relay cannot publish: broker down, or the relay is not running.
-pub async fn report_backlog(db: PgPool, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
-            "select count(*), extract(epoch from now() - min(created_at))::float8
-             from outbox where published_at is null",
-        )
-        .fetch_one(&db)
-        .await;
-        match backlog {
-            Ok((count, oldest)) => {
-                metrics::gauge!("outbox_backlog_events").set(count as f64);
-                metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest.unwrap_or(0.0));
-            }
-            Err(error) => tracing::debug!(error = %error, "cannot measure the outbox backlog"),
-        }
+/// The AMQP message for a row: the same id, type, properties and body every time it is
+/// sent, by the relay or by a replay, so consumers see one event however often it comes.
+pub(crate) fn outgoing_message(row: &OutboxRow, headers: Headers) -> OutgoingMessage {
+    OutgoingMessage {
+        message_id: row.event_id.to_string(),
+        event_type: row.event_type.clone(),
+        correlation_id: row.aggregate_id.to_string(),
+        source: SOURCE.to_owned(),
+        timestamp: u64::try_from(row.created_at.timestamp()).unwrap_or_default(),
+        headers,
+        body: row.payload.clone().into_bytes(),
     }
+}
+
+/// HELP texts, and the counters at 0 from the start (one line per event type registration
+/// emits) so `rate()` and dashboards see them before the first publish or failure.
+fn describe_metrics() {
+    use events::Event as _;
+    metrics::describe_counter!("events_published_total", "Events the broker confirmed.");
+    metrics::describe_counter!(
+        "events_publish_failed_total",
+        "Publishes that failed and stay in the outbox for a retry."
+    );
+    let event_type = events::UserRegisteredV1::TYPE;
+    metrics::counter!("events_published_total", "event_type" => event_type).increment(0);
+    metrics::counter!("events_publish_failed_total", "event_type" => event_type).increment(0);
 }

@@ -5,21 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use messaging::{
-    MessagingError,
-    connection::connect,
-    headers,
-    lapin::{
-        options::QueueDeclareOptions,
-        types::{AMQPValue, FieldTable, LongString},
-    },
-    publisher::{confirm_channel, publish},
-    topology::Topology,
-    trace_context,
+    MessagingError, connection::BrokerConnection, headers::Headers, topology::Topology,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::event_log::LoggedEvent;
+use super::{OutboxRow, relay::outgoing_message, select_rows};
 
 /// Events read from the log per query.
 const PAGE: i64 = 500;
@@ -65,17 +56,10 @@ pub async fn replay(
     args: &ReplayArgs,
 ) -> Result<u64, ReplayError> {
     let queue = topology.queue(&args.to_queue);
-    let connection = connect(amqp_url, "registration replay").await?;
-    let channel = confirm_channel(&connection).await?;
+    let connection = BrokerConnection::open(amqp_url, "registration replay").await?;
+    let publisher = connection.publisher().await?;
     // Fail clearly on a misspelt queue instead of publishing into nowhere.
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-        .await
-        .map_err(MessagingError::from)?;
+    publisher.ensure_queue_exists(&queue).await?;
 
     let mut after = 0;
     let mut replayed = 0;
@@ -84,14 +68,12 @@ pub async fn replay(
         let Some(last) = page.last() else { break };
         after = last.position;
         for event in &page {
-            publish(&channel, "", &queue, &event.message(replay_headers(event))).await?;
+            let message = outgoing_message(event, replay_headers(event));
+            publisher.publish("", &queue, &message).await?;
             replayed += 1;
         }
     }
-    connection
-        .close(200, "replayed".into())
-        .await
-        .map_err(MessagingError::from)?;
+    connection.close().await;
     Ok(replayed)
 }
 
@@ -99,18 +81,15 @@ async fn select_page(
     db: &PgPool,
     args: &ReplayArgs,
     after: i64,
-) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "select position, event_id, event_type, aggregate_id, payload::text as payload,
-                traceparent, tracestate, created_at
-         from outbox
-         where published_at is not null and position > $1
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sqlx::query_as(select_rows(
+        "where published_at is not null and position > $1
            and ($2::text is null or event_type = $2)
            and ($3::timestamptz is null or created_at >= $3)
            and ($4::timestamptz is null or created_at < $4)
            and ($5::uuid is null or aggregate_id = $5)
          order by position limit $6",
-    )
+    ))
     .bind(after)
     .bind(&args.event_type)
     .bind(args.since)
@@ -124,12 +103,8 @@ async fn select_page(
 /// The original trace context (so the consumer can link to the sign-up's trace) and a
 /// mark that this is a replay, which makes the consumer start a new trace with a link
 /// instead of adding a late child to a finished one.
-fn replay_headers(event: &LoggedEvent) -> FieldTable {
-    let mut headers = FieldTable::default();
-    trace_context::inject(&event.trace_context(), &mut headers);
-    headers.insert(
-        headers::REPLAYED.into(),
-        AMQPValue::LongString(LongString::from("true")),
-    );
-    headers
+fn replay_headers(event: &OutboxRow) -> Headers {
+    Headers::default()
+        .with_trace_context(&event.trace.restore())
+        .replayed()
 }

@@ -1,0 +1,182 @@
+//! One connection's worth of consuming: declare the queues, subscribe, hand each delivery
+//! to `delivery`, and end when the connection or the service does.
+
+use std::{sync::Arc, time::Duration};
+
+use events::Event;
+use futures_util::{StreamExt, future};
+use lapin::{
+    Channel, Connection,
+    options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{ConsumerConfig, Handler, delivery::DeliveryContext, metrics};
+use crate::{
+    MessagingError,
+    connection::{BrokerConnection, BrokerStatus},
+    publisher::confirm_channel,
+};
+
+/// How long handlers in flight may keep running after their connection failed.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the queue depth gauges are sampled.
+const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Consumes on `connection` until it fails (an error: [`crate::connection::supervise`]
+/// starts over) or `shutdown` fires (`Ok` after the deliveries in flight were acked).
+pub(super) async fn run<E: Event, H: Handler<E>>(
+    connection: BrokerConnection,
+    config: &ConsumerConfig,
+    handler: Arc<H>,
+    status: &BrokerStatus,
+    shutdown: &CancellationToken,
+) -> Result<(), MessagingError> {
+    let connection = connection.inner();
+    let context = Arc::new(subscribe_context(connection, config, handler).await?);
+    let deliveries = context.subscribe().await?;
+    status.set_connected();
+    tracing::info!(queue = %context.names.work, prefetch = config.prefetch, "consuming");
+
+    // A failed delivery stream (the connection died) ends the stream rather than the loop:
+    // handlers already running finish (their acks will fail and the broker redelivers,
+    // which the inbox absorbs) instead of being dropped half-way through a side effect.
+    let stream_failure = std::sync::Mutex::new(None);
+    let connection_failure = {
+        let processing = deliveries
+            .take_until(shutdown.cancelled())
+            .scan((), |(), delivery| {
+                future::ready(match delivery {
+                    Ok(delivery) => Some(delivery),
+                    Err(error) => {
+                        if let Ok(mut slot) = stream_failure.lock() {
+                            *slot = Some(error);
+                        }
+                        None
+                    }
+                })
+            })
+            .for_each_concurrent(usize::from(config.prefetch), |delivery| {
+                let context = context.clone();
+                async move { context.process::<E>(delivery).await }
+            });
+        let processing = async {
+            tokio::select! {
+                () = processing => {}
+                () = report_queue_depths(connection, &context) => {}
+            }
+        };
+        tokio::pin!(processing);
+        tokio::select! {
+            () = &mut processing => None,
+            error = crate::connection::failed(connection) => {
+                // Normally the delivery stream fails too and the handlers' acks fail fast;
+                // but lapin can leave an operation on a dead channel pending, so do not rely
+                // on it: report not-ready now, give the handlers in flight a bounded time to
+                // finish their side effects, then start over on a new connection. Whatever
+                // was not acked is redelivered, and the inbox absorbs it.
+                status.set_disconnected();
+                if tokio::time::timeout(IN_FLIGHT_GRACE, &mut processing).await.is_err() {
+                    tracing::warn!("handlers still running after the connection failed; abandoning them to redelivery");
+                }
+                Some(error)
+            }
+        }
+    };
+    if let Some(error) = connection_failure {
+        return Err(error);
+    }
+    if let Some(error) = stream_failure.into_inner().ok().flatten() {
+        return Err(error.into());
+    }
+    if !shutdown.is_cancelled() {
+        // The stream ended without an error and without a shutdown: the broker cancelled
+        // the consumer (queue deleted, connection closed). Start over.
+        return Err(MessagingError::ConnectionClosed);
+    }
+    // Clean stop: in-flight work is finished and acked; close so that the broker requeues
+    // what was prefetched but not started.
+    crate::connection::close_for_shutdown(connection).await;
+    Ok(())
+}
+
+/// Opens the session's channel and declares the consumer's queues.
+///
+/// One channel both consumes and publishes (retry and dead-letter copies), in confirm
+/// mode so that a copy is known to be safe before the original is acked.
+async fn subscribe_context<E: Event, H: Handler<E>>(
+    connection: &Connection,
+    config: &ConsumerConfig,
+    handler: Arc<H>,
+) -> Result<DeliveryContext<H>, MessagingError> {
+    let channel = confirm_channel(connection).await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let names = config
+        .topology
+        .declare_consumer_queues(&channel, config.queue, E::TYPE, &config.retry)
+        .await?;
+    Ok(DeliveryContext {
+        channel,
+        names,
+        queue: config.queue,
+        retry: config.retry.clone(),
+        trace_mode: config.trace_mode,
+        handler,
+    })
+}
+
+impl<H> DeliveryContext<H> {
+    /// Starts the subscription on the work queue.
+    async fn subscribe(&self) -> Result<lapin::Consumer, MessagingError> {
+        let options = BasicConsumeOptions {
+            // Manual acks: a message is done only when we say so.
+            no_ack: false,
+            ..BasicConsumeOptions::default()
+        };
+        Ok(self
+            .channel
+            .basic_consume(
+                self.names.work.as_str().into(),
+                "".into(),
+                options,
+                FieldTable::default(),
+            )
+            .await?)
+    }
+}
+
+/// Every few seconds: messages waiting in the work queue and in its DLQ, read with a
+/// passive declare on a channel of its own. Runs until the session ends.
+async fn report_queue_depths<H>(connection: &Connection, context: &DeliveryContext<H>) {
+    let mut interval = tokio::time::interval(DEPTH_INTERVAL);
+    let mut channel = None;
+    loop {
+        interval.tick().await;
+        if channel
+            .as_ref()
+            .is_none_or(|c: &Channel| !c.status().connected())
+        {
+            channel = connection.create_channel().await.ok();
+        }
+        let Some(channel) = &channel else { continue };
+        let work = queue_depth(channel, &context.names.work).await;
+        let dead_letter = queue_depth(channel, &context.names.dead_letter).await;
+        metrics::record_depths(context.queue, work, dead_letter);
+    }
+}
+
+/// Ready messages in `queue`, or `None` if the broker would not say.
+async fn queue_depth(channel: &Channel, queue: &str) -> Option<u32> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await;
+    declared.ok().map(|queue| queue.message_count())
+}

@@ -1,0 +1,129 @@
+//! The skeleton every service is built on: a bound listener, the API routes behind the
+//! request tracing layer, the operational routes, and background tasks (a consumer, the
+//! outbox relay, samplers) that start with the service and are drained when it stops.
+
+use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+
+use axum::{Router, middleware};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::ServiceArgs,
+    ops_http::{self, Readiness},
+    trace_http,
+};
+
+/// Why a service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `HTTP_ADDR`.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The database could not be created, reached or migrated.
+    #[error("cannot prepare the database: {0}")]
+    Database(#[from] crate::postgres::DatabaseError),
+}
+
+/// A task started by [`App::run`]; it must return soon after the token is cancelled.
+type BackgroundTask =
+    Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// A built, not yet running, service.
+///
+/// Built in steps ([`App::bind`], then [`App::api`], [`App::ops`], [`App::task`]) and run
+/// once with [`App::run`]. Building binds the port, so a test that asked for port 0 reads
+/// the real one from [`App::local_addr`] before running it.
+pub struct App {
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    tasks: Vec<BackgroundTask>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("listener", &self.listener)
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Binds `HTTP_ADDR`; no routes and no tasks yet.
+    pub async fn bind(name: &'static str, args: &ServiceArgs) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(args.http_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: args.http_addr,
+                    source,
+                })?;
+        Ok(Self {
+            name,
+            listener,
+            router: Router::new(),
+            tasks: Vec::new(),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+        })
+    }
+
+    /// Adds the service's API routes, each request in a server span that continues the
+    /// caller's trace and answers with `traceresponse` ([`trace_http::layer`]).
+    pub fn api(mut self, routes: Router) -> Self {
+        let traced = routes.layer(middleware::from_fn(trace_http::layer));
+        self.router = self.router.merge(traced);
+        self
+    }
+
+    /// Adds `/healthz`, `/readyz` and `/metrics` (outside the tracing layer: probes would
+    /// bury the traces people come to look at) and the sampler of the connection gauges.
+    pub fn ops(mut self, readiness: Readiness) -> Self {
+        self.router = self.router.merge(ops_http::router(readiness.clone()));
+        self.task(move |shutdown| ops_http::run_metrics_upkeep(readiness, shutdown))
+    }
+
+    /// Adds a background task, started by [`App::run`] with the shutdown token.
+    pub fn task<F, Fut>(mut self, task: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks
+            .push(Box::new(move |shutdown| Box::pin(task(shutdown))));
+        self
+    }
+
+    /// The bound address (the real port when built with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves HTTP and runs the background tasks until `shutdown`, then stops accepting,
+    /// lets requests and tasks finish within `SHUTDOWN_TIMEOUT_SECS`, and returns.
+    ///
+    /// The server only returns early on an I/O error; the token is cancelled then too, so
+    /// the background tasks never outlive the HTTP side.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr()?, "{} listening", self.name);
+        let tracker = TaskTracker::new();
+        for task in self.tasks {
+            tracker.spawn(task(shutdown.clone()));
+        }
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        shutdown.cancel();
+        crate::shutdown::drain(&tracker, self.shutdown_timeout).await;
+        tracing::info!("drained, exiting");
+        served
+    }
+}

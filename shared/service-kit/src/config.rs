@@ -1,0 +1,66 @@
+//! The settings every service shares, and parsing them with the service's own defaults.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// Who a service is: the name of its binary, database and `service.name`, what it does
+/// (for `--help`), and the port it listens on by default.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceIdentity {
+    /// `registration`, `email` or `profile`.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// 8080, 8081 or 8082.
+    pub default_port: u16,
+}
+
+/// The settings every service has; flatten it into the service's `clap::Parser`.
+///
+/// `HTTP_ADDR` and `DATABASE_URL` get their defaults from the [`ServiceIdentity`] at parse
+/// time ([`parse`]), so three services share one definition and `--help` still shows each
+/// service its own default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR")]
+    pub http_addr: SocketAddr,
+    /// This service's own database; created if missing, migrated at start.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// The RabbitMQ broker.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Prefix for the exchange and queue names; tests use it to stay apart.
+    #[arg(long, env = "TOPOLOGY_PREFIX", default_value = "")]
+    pub topology_prefix: String,
+    /// How long shutdown waits for in-flight work before giving up, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Parses the command line and environment into `C` (which flattens [`ServiceArgs`]),
+/// with `identity`'s defaults for the listen address and the database. Exits with clap's
+/// message on bad input or `--help`, as a CLI should.
+pub fn parse<C: Parser>(identity: ServiceIdentity) -> C {
+    let command = C::command()
+        .name(identity.name)
+        .about(identity.about)
+        .mut_arg("http_addr", |arg| {
+            arg.required(false)
+                .default_value(format!("0.0.0.0:{}", identity.default_port))
+        })
+        .mut_arg("database_url", |arg| {
+            arg.required(false).default_value(format!(
+                "postgres://postgres@127.0.0.1:5432/{}",
+                identity.name
+            ))
+        });
+    let matches = command.get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}

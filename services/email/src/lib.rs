@@ -29,19 +29,12 @@ use service_kit::{
 
 use crate::{mailer::Mailer, welcome::WelcomeHandler};
 
-/// The email service: its name, port, queue and migrations.
+/// The email service: its name, port, queue and tables (the inbox comes from service-kit).
 pub static SERVICE: ConsumerService = ConsumerService {
-    identity: ServiceIdentity {
-        name: "email",
-        about: "Sends the welcome mail for each new user",
-        default_port: 8081,
-    },
+    identity: ServiceIdentity::new("email", 8081, "Sends the welcome mail for each new user"),
     queue: "email.user-registered",
-    migrator: &MIGRATOR,
+    migrator: &sqlx::migrate!("./migrations"),
 };
-
-/// The welcome-mail table, embedded in the binary (the inbox comes from service-kit).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The email service's configuration: the shared settings plus [`MailSettings`].
 pub type Config = ConsumerServiceConfig<MailSettings>;

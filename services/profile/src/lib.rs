@@ -26,19 +26,16 @@ use service_kit::{
 
 use crate::projection::ProfileProjection;
 
-/// The profile service: its name, port, queue and migrations.
+/// The profile service: its name, port, queue and tables (the inbox comes from service-kit).
 pub static SERVICE: ConsumerService = ConsumerService {
-    identity: ServiceIdentity {
-        name: "profile",
-        about: "Profile read model built from user.registered events",
-        default_port: 8082,
-    },
+    identity: ServiceIdentity::new(
+        "profile",
+        8082,
+        "Profile read model built from user.registered events",
+    ),
     queue: "profile.user-registered",
-    migrator: &MIGRATOR,
+    migrator: &sqlx::migrate!("./migrations"),
 };
-
-/// The profiles table, embedded in the binary (the inbox comes from service-kit).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The profile service's configuration: the shared settings only.
 pub type Config = ConsumerServiceConfig<NoOwnSettings>;

@@ -6,11 +6,8 @@ use service_kit::config::{ServiceArgs, ServiceIdentity};
 use crate::outbox::replay::ReplayArgs;
 
 /// Registration's name, what it does and its default port.
-pub const IDENTITY: ServiceIdentity = ServiceIdentity {
-    name: "registration",
-    about: "Sign-up API and the outbox relay",
-    default_port: 8080,
-};
+pub const IDENTITY: ServiceIdentity =
+    ServiceIdentity::new("registration", 8080, "Sign-up API and the outbox relay");
 
 /// Registration's settings. Every one is a flag and an environment variable; the defaults
 /// work against a local RabbitMQ and PostgreSQL, so `cargo run` needs no setup. Parse with

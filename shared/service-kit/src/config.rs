@@ -16,6 +16,17 @@ pub struct ServiceIdentity {
     pub default_port: u16,
 }
 
+impl ServiceIdentity {
+    /// `name`, `default_port` and the `about` line, in a `static` context.
+    pub const fn new(name: &'static str, default_port: u16, about: &'static str) -> Self {
+        Self {
+            name,
+            about,
+            default_port,
+        }
+    }
+}
+
 /// The settings every service has; flatten it into the service's `clap::Parser`.
 ///
 /// `HTTP_ADDR` and `DATABASE_URL` get their defaults from the [`ServiceIdentity`] at parse

@@ -12,8 +12,11 @@ use uuid::Uuid;
 
 use crate::store::{self, Profile};
 
-pub(super) fn router() -> Router<PgPool> {
-    Router::new().route("/profiles/{user_id}", get(find))
+/// The API routes; the skeleton adds request tracing and the operational routes.
+pub fn router(db: PgPool) -> Router {
+    Router::new()
+        .route("/profiles/{user_id}", get(find))
+        .with_state(db)
 }
 
 /// The id is taken as text and parsed here, so a malformed id gets our JSON error body.

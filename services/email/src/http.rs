@@ -13,8 +13,9 @@ use sqlx::PgPool;
 
 use crate::store::{self, WelcomeMail};
 
-pub(super) fn router() -> Router<PgPool> {
-    Router::new().route("/emails", get(list))
+/// The API routes; the skeleton adds request tracing and the operational routes.
+pub fn router(db: PgPool) -> Router {
+    Router::new().route("/emails", get(list)).with_state(db)
 }
 
 /// Addresses are stored as registration normalised them (trimmed, lower-case), so the

@@ -24,7 +24,9 @@ case "${1:-}" in
 esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build ${release_flag:+"$release_flag"} --bins -p registration -p email -p profile
+packages=()
+for service in "${services[@]}"; do packages+=(-p "$service"); done
+cargo build ${release_flag:+"$release_flag"} --bins "${packages[@]}"
 bin_dir="${CARGO_TARGET_DIR:-target}/$profile"
 
 if [ -z "${SMTP_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; then

@@ -5,8 +5,6 @@
 //! cargo run -p system-tests --bin smtp-sink -- --port 1025
 //! ```
 
-use std::time::Duration;
-
 use clap::Parser;
 use system_tests::smtp_sink::SmtpSink;
 
@@ -27,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
-            mails = sink.wait_for(shown + 1, Duration::from_secs(3600)) => {
+            mails = sink.wait_until(shown + 1) => {
                 for mail in &mails[shown..] {
                     println!("--- mail from {} to {}\n{}", mail.mail_from, mail.rcpt_to.join(", "), mail.data.trim_end());
                 }

@@ -202,6 +202,8 @@ pub struct Burst {
     accepted: watch::Receiver<usize>,
     /// The task that runs the workers and assembles the outcome.
     handle: tokio::task::JoinHandle<BurstOutcome>,
+    /// What it was started with: the count to expect, the patience for milestones.
+    plan: BurstPlan,
 }
 
 impl Burst {
@@ -209,7 +211,16 @@ impl Burst {
     pub fn start(target: BurstTarget, plan: BurstPlan) -> Self {
         let (progress, accepted) = watch::channel(0);
         let handle = tokio::spawn(run(target, plan, progress));
-        Self { accepted, handle }
+        Self {
+            accepted,
+            handle,
+            plan,
+        }
+    }
+
+    /// The plan the burst was started with.
+    pub fn plan(&self) -> BurstPlan {
+        self.plan
     }
 
     /// How many sign-ups have been accepted so far.
@@ -217,9 +228,11 @@ impl Burst {
         *self.accepted.borrow()
     }
 
-    /// Waits until at least `count` sign-ups have been accepted; panics after `timeout`
-    /// or if the burst ended short of `count`.
-    pub async fn wait_until_accepted(&mut self, count: usize, timeout: Duration) {
+    /// Waits until at least `count` sign-ups have been accepted: a milestone at which a
+    /// test injects its fault. Fails the test after the plan's
+    /// [`BurstPlan::patience`] or if the burst ended short of `count`.
+    pub async fn wait_until_accepted(&mut self, count: usize) {
+        let timeout = self.plan.patience();
         let reached = tokio::time::timeout(timeout, self.accepted.wait_for(|n| *n >= count))
             .await
             .map(|waited| waited.map(|_| ()));

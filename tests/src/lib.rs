@@ -7,12 +7,26 @@
 //! messages, and it removes them when dropped.
 //!
 //! Fault-injection tests put services behind [`tcp_proxy::TcpProxy`]s
-//! ([`system::Options`]), kill and restart processes ([`system::TestSystem::restart`]),
+//! ([`system::Options`]), kill and restart processes ([`system::Processes::restart`]),
 //! drive a [`burst::Burst`] of sign-ups meanwhile, and count what happened with
-//! [`system::TestSystem::settle`] ([`effects::Effects`]).
+//! [`effects::EffectsProbe::settle`] ([`effects::Effects`]). Every wait goes through
+//! [`eventually::eventually`], which fails the test when what it waits for does not
+//! happen; "nothing more arrives" is checked with a marker sign-up
+//! ([`effects::EffectsProbe::pass_marker`]), not a sleep.
 //!
 //! Only `events` is linked from the workspace: the services are exercised from outside,
 //! the way a user runs them.
+//!
+//! # Layout
+//!
+//! - [`system`]: the three services wired together for one test, and clients for them;
+//! - [`effects`]: counting what a system did (rows, mails, queues), and the marker check;
+//! - [`eventually`]: polling until something happens, failing the test when it does not;
+//! - [`burst`]: a burst of sign-ups that runs while a test breaks things;
+//! - [`smtp_sink`], [`otlp_sink`], [`tcp_proxy`]: the SMTP server, OTLP receiver and
+//!   proxies the tests own;
+//! - [`binaries`], [`process`], [`broker`]: building and running the service binaries,
+//!   and talking to RabbitMQ directly.
 
 /// Building and locating the service binaries.
 pub mod binaries;
@@ -20,11 +34,11 @@ pub mod binaries;
 pub mod broker;
 pub mod burst;
 pub mod effects;
+pub mod eventually;
 pub mod otlp_sink;
 /// One running service process.
 pub mod process;
 pub mod smtp_sink;
-/// The three services wired together for one test.
 pub mod system;
 pub mod tcp_proxy;
 

@@ -184,25 +184,29 @@ impl OtlpSink {
             .collect()
     }
 
-    /// Waits until `predicate` holds for the spans received so far, or until
-    /// `timeout` has passed, and returns every span received by then.
+    /// Waits until `predicate` holds for the spans received so far and returns every
+    /// span received by then; fails the test, naming `what` it waited for, if
+    /// `timeout` passes first.
     ///
-    /// It never fails on timeout: the caller asserts on what it got, so a
-    /// failing test shows the spans that *did* arrive. Spans come in batches
-    /// whenever the exporter flushes, so the predicate should describe the
-    /// whole set you need (e.g. "a span named X and a span named Y in one trace")
-    /// rather than a count.
+    /// Spans come in batches whenever the exporter flushes, so the predicate should
+    /// describe the whole set you need (e.g. "a span named X and a span named Y in one
+    /// trace") rather than a count.
     pub async fn wait_for(
         &self,
+        what: &str,
         predicate: impl Fn(&[ReceivedSpan]) -> bool,
         timeout: Duration,
     ) -> Vec<ReceivedSpan> {
         let mut spans = self.spans.subscribe();
-        // Either outcome leads to the same answer (the snapshot below), and the
-        // `Ref` inside is dropped at the end of this statement. `wait_for` can
-        // only fail if the sender is gone, which cannot happen while `self`
-        // holds it.
-        let _ = tokio::time::timeout(timeout, spans.wait_for(|spans| predicate(spans))).await;
+        // The `Ref` inside is dropped at the end of this statement. `wait_for` can
+        // only fail if the sender is gone, which cannot happen while `self` holds it.
+        let waited = tokio::time::timeout(timeout, spans.wait_for(|spans| predicate(spans)))
+            .await
+            .map(drop);
+        if waited.is_err() {
+            let names: Vec<String> = self.spans().into_iter().map(|span| span.name).collect();
+            crate::eventually::give_up(&what, timeout, Some(&format!("spans {names:?}")));
+        }
         self.spans()
     }
 }
@@ -454,7 +458,9 @@ mod tests {
         );
         ExportTraceServiceResponse::decode(response.bytes().await?)?;
 
-        let spans = sink.wait_for(|spans| spans.len() >= 2, PATIENCE).await;
+        let spans = sink
+            .wait_for("two spans", |spans| spans.len() >= 2, PATIENCE)
+            .await;
         assert_eq!(spans.len(), 2, "{spans:#?}");
         let (root, child) = (&spans[0], &spans[1]);
         assert_eq!(root.service_name, "registration");
@@ -495,16 +501,18 @@ mod tests {
         Ok(())
     }
 
-    /// `wait_for` gives up at the timeout and returns what it has.
+    /// `wait_for` fails the test at the timeout, naming what it waited for.
     #[tokio::test]
-    async fn wait_for_returns_what_it_has_at_the_timeout() -> anyhow::Result<()> {
-        let sink = OtlpSink::start().await?;
-        let spans = sink
-            .wait_for(|spans| !spans.is_empty(), Duration::from_millis(50))
-            .await;
-        assert!(spans.is_empty());
+    #[should_panic(expected = "waiting for any span; last seen: spans []")]
+    async fn wait_for_fails_the_test_at_the_timeout() {
+        let sink = OtlpSink::start().await.expect("the sink starts");
         assert_eq!(sink.endpoint(), format!("http://{}", sink.addr()));
-        Ok(())
+        sink.wait_for(
+            "any span",
+            |spans| !spans.is_empty(),
+            Duration::from_millis(50),
+        )
+        .await;
     }
 
     /// Every kind of attribute value has a readable string form.

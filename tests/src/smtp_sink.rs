@@ -341,18 +341,33 @@ impl SmtpSink {
         self.state.mailbox.borrow().clone()
     }
 
-    /// Waits until at least `count` messages have arrived or `timeout` has
-    /// passed, whichever is first, and returns every message received by then.
-    ///
-    /// It never fails on timeout: the caller asserts on what it got, so a failing
-    /// test shows the messages that *did* arrive instead of a bare "timed out".
+    /// Waits until at least `count` messages have arrived and returns every message
+    /// received by then; fails the test if `timeout` passes first, saying how many
+    /// arrived, so that a test never goes on with fewer mails than it waited for.
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        if tokio::time::timeout(timeout, self.wait_until(count))
+            .await
+            .is_err()
+        {
+            let arrived = self.messages().len();
+            crate::eventually::give_up(
+                &format!("{count} mails at the SMTP sink"),
+                timeout,
+                Some(&format!("{arrived} mails")),
+            );
+        }
+        self.messages()
+    }
+
+    /// Waits, for as long as it takes, until at least `count` messages have arrived,
+    /// and returns every message received by then: for the `smtp-sink` tool, which
+    /// waits for the next mail until it is stopped.
+    pub async fn wait_until(&self, count: usize) -> Vec<ReceivedMail> {
         let mut mailbox = self.state.mailbox.subscribe();
-        // Either outcome leads to the same answer (the snapshot below), and the
-        // `Ref` inside is dropped at the end of this statement, before we borrow
-        // again. `wait_for` can only fail if the sender is gone, which cannot
-        // happen while `self` holds the `State`.
-        let _ = tokio::time::timeout(timeout, mailbox.wait_for(|mail| mail.len() >= count)).await;
+        // The `Ref` inside is dropped at the end of this statement, before we borrow
+        // again. `wait_for` can only fail if the sender is gone, which cannot happen
+        // while `self` holds the `State`.
+        let _ = mailbox.wait_for(|mail| mail.len() >= count).await;
         self.messages()
     }
 
@@ -863,14 +878,13 @@ mod tests {
         Ok(())
     }
 
-    /// `wait_for` gives up at the timeout and returns what it has.
+    /// `wait_for` fails the test at the timeout, saying how many mails it got.
     #[tokio::test]
-    async fn wait_for_returns_what_it_has_at_the_timeout() -> anyhow::Result<()> {
-        let sink = SmtpSink::start().await?;
-        let mails = sink.wait_for(1, Duration::from_millis(50)).await;
-        assert!(mails.is_empty());
+    #[should_panic(expected = "waiting for 1 mails at the SMTP sink; last seen: 0 mails")]
+    async fn wait_for_fails_the_test_at_the_timeout() {
+        let sink = SmtpSink::start().await.expect("the sink starts");
         assert_eq!(sink.url(), format!("smtp://127.0.0.1:{}", sink.port()));
-        Ok(())
+        sink.wait_for(1, Duration::from_millis(50)).await;
     }
 
     /// Dropping the sink closes its port.

@@ -2,70 +2,79 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use system_tests::system::{Service, TestSystem};
 
+/// Registration's rows: users and events (outbox rows), in that order.
+async fn users_and_events(system: &TestSystem) -> (i64, i64) {
+    let effects = system.effects();
+    (
+        effects
+            .scalar(Service::Registration, "select count(*) from users")
+            .await,
+        effects
+            .scalar(Service::Registration, "select count(*) from outbox")
+            .await,
+    )
+}
+
 /// Every kind of bad body gets a 4xx with a JSON error that names the problem, and none of
 /// them writes a user or an event.
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_bodies_get_a_json_error_naming_the_problem() {
     let system = TestSystem::start().await;
-    let url = system.url(Service::Registration, "/users");
+    let registration = system.registration();
     let long_name = "x".repeat(101);
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
         (
             "invalid email",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .json(&json!({"email": "ada-at-example.org", "display_name": "Ada"})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "email",
         ),
         (
             "missing email",
-            system.http.post(&url).json(&json!({"display_name": "Ada"})),
+            registration
+                .post_users()
+                .json(&json!({"display_name": "Ada"})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "email",
         ),
         (
             "missing display name",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .json(&json!({"email": "ada@example.org"})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "display_name",
         ),
         (
             "blank display name",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .json(&json!({"email": "ada@example.org", "display_name": "   "})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "display_name",
         ),
         (
             "display name too long",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .json(&json!({"email": "ada@example.org", "display_name": long_name})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "display_name",
         ),
         (
             "email of the wrong type",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .json(&json!({"email": 42, "display_name": "Ada"})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "email",
         ),
         (
             "malformed JSON",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .header("content-type", "application/json")
                 .body("{\"email\": "),
             StatusCode::BAD_REQUEST,
@@ -73,9 +82,8 @@ async fn invalid_bodies_get_a_json_error_naming_the_problem() {
         ),
         (
             "not JSON at all",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .header("content-type", "text/plain")
                 .body("hello"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -83,9 +91,8 @@ async fn invalid_bodies_get_a_json_error_naming_the_problem() {
         ),
         (
             "oversized body",
-            system
-                .http
-                .post(&url)
+            registration
+                .post_users()
                 .header("content-type", "application/json")
                 .body(format!("{{\"email\":\"{}\"}}", "a".repeat(64 * 1024))),
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,16 +117,9 @@ async fn invalid_bodies_get_a_json_error_naming_the_problem() {
         );
     }
     assert_eq!(
-        system
-            .scalar(Service::Registration, "select count(*) from users")
-            .await,
-        0
-    );
-    assert_eq!(
-        system
-            .scalar(Service::Registration, "select count(*) from outbox")
-            .await,
-        0
+        users_and_events(&system).await,
+        (0, 0),
+        "no user and no event"
     );
 }
 
@@ -127,20 +127,24 @@ async fn invalid_bodies_get_a_json_error_naming_the_problem() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_email_is_a_conflict() {
     let system = TestSystem::start().await;
-    system.register_ok("grace@example.org", "Grace").await;
+    system
+        .registration()
+        .sign_up_ok("grace@example.org", "Grace")
+        .await;
 
-    let response = system.register(" GRACE@example.org", "Another Grace").await;
+    let response = system
+        .registration()
+        .sign_up(" GRACE@example.org", "Another Grace")
+        .await;
 
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["error"], "duplicate_email");
     assert_eq!(body["field"], "email");
     assert_eq!(
-        system
-            .scalar(Service::Registration, "select count(*) from outbox")
-            .await,
-        1,
-        "one event only"
+        users_and_events(&system).await,
+        (1, 1),
+        "one user, one event only"
     );
 }
 
@@ -152,8 +156,9 @@ async fn a_repeated_idempotency_key_returns_the_same_user_and_one_event() {
     let body = json!({"email": "linus@example.org", "display_name": "Linus"});
     let key = [("Idempotency-Key", "signup-7c1d")];
 
-    let first = system.post_user(&body, &key).await;
-    let second = system.post_user(&body, &key).await;
+    let registration = system.registration();
+    let first = registration.post_user(&body, &key).await;
+    let second = registration.post_user(&body, &key).await;
 
     assert_eq!(first.status(), StatusCode::CREATED);
     assert_eq!(
@@ -166,19 +171,12 @@ async fn a_repeated_idempotency_key_returns_the_same_user_and_one_event() {
     let second: Value = second.json().await.expect("JSON");
     assert_eq!(first, second, "the replay returns the first answer");
     assert_eq!(
-        system
-            .scalar(Service::Registration, "select count(*) from users")
-            .await,
-        1
-    );
-    assert_eq!(
-        system
-            .scalar(Service::Registration, "select count(*) from outbox")
-            .await,
-        1
+        users_and_events(&system).await,
+        (1, 1),
+        "one user, one event"
     );
 
-    let other = system
+    let other = registration
         .post_user(
             &json!({"email": "other@example.org", "display_name": "Other"}),
             &key,
@@ -189,14 +187,17 @@ async fn a_repeated_idempotency_key_returns_the_same_user_and_one_event() {
     assert_eq!(other["error"], "idempotency_key_reused");
 
     let user_id = first["id"].as_str().expect("id");
-    system
-        .wait_for_profile(user_id, std::time::Duration::from_secs(10))
-        .await;
-    let mails = system
-        .smtp
-        .wait_for(1, std::time::Duration::from_secs(10))
-        .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(mails.len(), 1);
-    assert_eq!(system.smtp.messages().len(), 1, "one mail for one user");
+    system.profiles().wait_for(user_id).await;
+    system.emails().wait_for_sent("linus@example.org").await;
+    system.effects().pass_marker().await;
+    assert_eq!(
+        system.smtp.messages_to("linus@example.org").len(),
+        1,
+        "one mail for one user"
+    );
+    assert_eq!(
+        system.smtp.messages().len(),
+        2,
+        "no mail but Linus's and the marker's"
+    );
 }

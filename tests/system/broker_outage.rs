@@ -1,11 +1,9 @@
 use std::time::Duration;
 
 use system_tests::{
-    burst::{Burst, BurstPlan},
-    effects::report,
+    eventually::poll,
     system::{Link, Options, Service, TestSystem},
 };
-use tokio::time::Instant;
 
 /// How long each cut keeps the broker unreachable: long enough that every service sees
 /// its connection fail and its reconnect attempts fail too, short enough for the suite.
@@ -24,20 +22,16 @@ const RECONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// connection after the last cut: none is left hanging on a dead one.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_connections_cut_three_times_during_a_burst_lose_and_duplicate_nothing() {
-    let started = Instant::now();
     let options = Options {
         proxy_amqp: true,
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;
-    let plan = BurstPlan::standard();
-    let count = plan.count;
+    let mut burst = system.start_burst();
+    let count = burst.plan().count;
 
-    let mut burst = Burst::start(system.burst_target(), plan);
     for cut in 1..=3 {
-        burst
-            .wait_until_accepted(count * cut / 4, plan.patience())
-            .await;
+        burst.wait_until_accepted(count * cut / 4).await;
         for service in Service::ALL {
             system.proxy(service, Link::Amqp).set_enabled(false);
         }
@@ -53,19 +47,16 @@ async fn broker_connections_cut_three_times_during_a_burst_lose_and_duplicate_no
     for (service, before) in Service::ALL.into_iter().zip(connections) {
         assert_reconnects(&system, service, before).await;
     }
-    let outcome = burst.finish().await;
-    outcome.assert_all_accepted(count);
-    let effects = system.settle(&outcome.accepted).await;
-    report("broker cut three times", &outcome, &effects, started);
+    let (_, effects) = system
+        .effects()
+        .after_burst(burst, "broker cut three times")
+        .await;
 
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();
     let failed_publishes = system
-        .metric(
-            Service::Registration,
-            0,
-            r#"events_publish_failed_total{event_type="user.registered.v1"}"#,
-        )
+        .ops(Service::Registration)
+        .metric(r#"events_publish_failed_total{event_type="user.registered.v1"}"#)
         .await;
     println!("registration: {failed_publishes} publishes failed and were retried");
     for service in [Service::Email, Service::Profile] {
@@ -75,7 +66,7 @@ async fn broker_connections_cut_three_times_during_a_burst_lose_and_duplicate_no
             let series = format!(r#"events_consumed_total{{queue="{queue}",outcome="{outcome}"}}"#);
             counts.push(format!(
                 "{outcome} {}",
-                system.metric(service, 0, &series).await
+                system.ops(service).metric(&series).await
             ));
         }
         println!("{queue}: {}", counts.join(", "));
@@ -92,18 +83,18 @@ async fn broker_connections_cut_three_times_during_a_burst_lose_and_duplicate_no
 
 /// Waits until `service` has opened more than `before` broker connections through its
 /// proxy, `before` being the count when the last cut ended (the cut killed the connection
-/// it had, so a service that recovers must open another); panics with its readiness and
-/// the end of its log if it does not.
+/// it had, so a service that recovers must open another); fails the test with its
+/// readiness and the end of its log if it does not.
 async fn assert_reconnects(system: &TestSystem, service: Service, before: u64) {
     let proxy = system.proxy(service, Link::Amqp);
-    let deadline = Instant::now() + RECONNECT_PATIENCE;
-    while Instant::now() < deadline {
-        if proxy.connections_accepted() > before {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let reconnected = poll(RECONNECT_PATIENCE, async || {
+        proxy.connections_accepted() > before
+    })
+    .await;
+    if reconnected.is_ok() {
+        return;
     }
-    let readiness = match system.http.get(system.url(service, "/readyz")).send().await {
+    let readiness = match system.ops(service).try_get("/readyz").await {
         Ok(response) => format!(
             "{} {}",
             response.status(),

@@ -1,9 +1,4 @@
-use system_tests::{
-    burst::{Burst, BurstPlan},
-    effects::report,
-    system::{CONSUMER_PREFETCH, Service, TestSystem},
-};
-use tokio::time::Instant;
+use system_tests::system::{CONSUMER_PREFETCH, Service, TestSystem};
 
 /// The profile consumer is killed with SIGKILL while it works through a burst, and
 /// started again. Its unacked deliveries are redelivered and its inbox absorbs those it
@@ -11,32 +6,25 @@ use tokio::time::Instant;
 /// mail), nothing is dead-lettered, no queue holds a message.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_consumer_killed_mid_stream_and_restarted_loses_and_duplicates_nothing() {
-    let started = Instant::now();
     let mut system = TestSystem::start().await;
-    let plan = BurstPlan::standard();
-    let count = plan.count;
+    let mut burst = system.start_burst();
+    let plan = burst.plan();
 
-    let mut burst = Burst::start(system.burst_target(), plan);
-    burst.wait_until_accepted(count / 4, plan.patience()).await;
+    burst.wait_until_accepted(plan.count / 4).await;
     let before = system
+        .effects()
         .wait_for_count(
             Service::Profile,
             "select count(*) from profiles",
-            i64::try_from(count / 5).expect("small"),
+            i64::try_from(plan.count / 5).expect("small"),
             plan.patience(),
         )
         .await;
-    system.kill(Service::Profile, 0).await;
-    system.restart(Service::Profile, 0).await;
-    let outcome = burst.finish().await;
-    outcome.assert_all_accepted(count);
-    let effects = system.settle(&outcome.accepted).await;
-    report(
-        &format!("profile SIGKILLed after {before} profiles"),
-        &outcome,
-        &effects,
-        started,
-    );
+    restart_after_kill(&mut system, Service::Profile).await;
+    let (_, effects) = system
+        .effects()
+        .after_burst(burst, &format!("profile SIGKILLed after {before} profiles"))
+        .await;
 
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();
@@ -50,25 +38,20 @@ async fn a_profile_consumer_killed_mid_stream_and_restarted_loses_and_duplicates
 /// most as many as deliveries were in flight.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_email_consumer_killed_mid_stream_and_restarted_sends_every_mail() {
-    let started = Instant::now();
     let mut system = TestSystem::start().await;
-    let plan = BurstPlan::standard();
-    let count = plan.count;
+    let mut burst = system.start_burst();
+    let plan = burst.plan();
 
-    let mut burst = Burst::start(system.burst_target(), plan);
-    burst.wait_until_accepted(count / 4, plan.patience()).await;
-    let before = system.smtp.wait_for(count / 5, plan.patience()).await;
-    system.kill(Service::Email, 0).await;
-    system.restart(Service::Email, 0).await;
-    let outcome = burst.finish().await;
-    outcome.assert_all_accepted(count);
-    let effects = system.settle(&outcome.accepted).await;
-    report(
-        &format!("email SIGKILLed after {} mails", before.len()),
-        &outcome,
-        &effects,
-        started,
-    );
+    burst.wait_until_accepted(plan.count / 4).await;
+    let before = system.smtp.wait_for(plan.count / 5, plan.patience()).await;
+    restart_after_kill(&mut system, Service::Email).await;
+    let (_, effects) = system
+        .effects()
+        .after_burst(
+            burst,
+            &format!("email SIGKILLed after {} mails", before.len()),
+        )
+        .await;
 
     effects.assert_no_dead_letters();
     let mut expected = effects.clone();
@@ -88,4 +71,12 @@ async fn an_email_consumer_killed_mid_stream_and_restarted_sends_every_mail() {
             "a resent mail to {address} carries the same Message-ID: {message_ids:?}"
         );
     }
+}
+
+/// SIGKILL to the first instance of `service` (no drain, no ack), then the same process
+/// started again.
+async fn restart_after_kill(system: &mut TestSystem, service: Service) {
+    let processes = system.processes();
+    processes.kill(service, 0).await;
+    processes.restart(service, 0).await;
 }

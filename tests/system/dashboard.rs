@@ -1,9 +1,13 @@
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, path::PathBuf};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use system_tests::system::{Service, TestSystem};
+use system_tests::{
+    eventually::{PATIENCE, eventually},
+    system::{Service, TestSystem},
+};
 
+/// A file of the repository (the deployment's dashboards and configuration), as text.
 fn repository_file(path: &str) -> String {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -78,6 +82,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// The scanner that finds the dashboard's metric names takes the metrics out of a
+/// PromQL expression and leaves label values, functions and grouping labels alone.
 #[test]
 fn the_promql_scanner_finds_metrics_and_skips_labels_and_functions() {
     let names = metric_names(
@@ -107,45 +113,44 @@ async fn every_metric_on_the_dashboard_is_exported_by_a_service() {
     let charted: BTreeSet<String> = exprs.iter().flat_map(|expr| metric_names(expr)).collect();
 
     let system = TestSystem::start().await;
-    let user_id = system.register_ok("grafana@example.org", "Grafana").await;
     system
-        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .sign_up_and_wait("grafana@example.org", "Grafana")
         .await;
-    system.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(
-        system.register("not-an-email", "x").await.status(),
+        system
+            .registration()
+            .sign_up("not-an-email", "x")
+            .await
+            .status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
+    // Some series appear only once their first event is counted, just after the effect
+    // waited for above: scrape until every charted metric has been seen.
     let mut exported = BTreeSet::new();
-    let mut missing = charted.clone();
-    for _ in 0..100 {
-        for service in Service::ALL {
-            let text = system
-                .http
-                .get(system.url(service, "/metrics"))
-                .send()
-                .await
-                .expect("answers")
-                .text()
-                .await
-                .expect("text");
-            exported.extend(
-                text.lines()
-                    .filter(|line| !line.starts_with('#') && !line.is_empty())
-                    .filter_map(|line| line.split(['{', ' ']).next().map(str::to_owned)),
-            );
-        }
-        missing = charted.difference(&exported).cloned().collect();
-        if missing.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        missing.is_empty(),
-        "charted but not exported: {missing:?}\nexported: {exported:?}"
-    );
+    eventually(
+        "every charted metric on some service's /metrics",
+        PATIENCE,
+        async || {
+            for service in Service::ALL {
+                let text = system.ops(service).metrics().await;
+                exported.extend(
+                    text.lines()
+                        .filter(|line| !line.starts_with('#') && !line.is_empty())
+                        .filter_map(|line| line.split(['{', ' ']).next().map(str::to_owned)),
+                );
+            }
+            let missing: BTreeSet<&String> = charted.difference(&exported).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "charted but not exported: {missing:?}\nexported: {exported:?}"
+                ))
+            }
+        },
+    )
+    .await;
 
     let prometheus = repository_file("deploy/prometheus/prometheus.yml");
     for target in ["registration:8080", "email:8081", "profile:8082"] {

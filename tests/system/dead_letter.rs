@@ -1,9 +1,8 @@
-use std::time::Duration;
-
 use lapin::{BasicProperties, types::ShortString};
 use system_tests::{
     broker::{Broker, header},
-    system::TestSystem,
+    eventually::{PATIENCE, eventually},
+    system::{CONSUMER_QUEUES, TestSystem},
 };
 
 /// Messages that can never be processed (not JSON; a type no consumer knows) go to each
@@ -12,39 +11,41 @@ use system_tests::{
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_going() {
     let system = TestSystem::start().await;
+    let topology = system.topology();
     let broker = Broker::connect().await;
-    let properties = |kind: &str| {
-        BasicProperties::default()
+    let poison: [(&[u8], &str); 2] = [
+        (b"this is not json", "user.registered.v1"),
+        (b"{}", "user.registered.v9"),
+    ];
+    for (body, kind) in poison {
+        let properties = BasicProperties::default()
             .with_message_id(ShortString::from(uuid::Uuid::now_v7().to_string()))
             .with_type(ShortString::from(kind))
-            .with_content_type(ShortString::from("application/json"))
-    };
-    broker
-        .publish(
-            &system.exchange(),
-            "user.registered.v1",
-            b"this is not json",
-            properties("user.registered.v1"),
-        )
-        .await;
-    broker
-        .publish(
-            &system.exchange(),
-            "user.registered.v1",
-            b"{}",
-            properties("user.registered.v9"),
-        )
-        .await;
+            .with_content_type(ShortString::from("application/json"));
+        broker
+            .publish(&topology.exchange(), "user.registered.v1", body, properties)
+            .await;
+    }
 
-    let user_id = system.register_ok("edsger@example.org", "Edsger").await;
     system
-        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .sign_up_and_wait("edsger@example.org", "Edsger")
         .await;
-    system.smtp.wait_for(1, Duration::from_secs(10)).await;
 
-    for consumer in ["email.user-registered", "profile.user-registered"] {
-        let dlq = format!("{}.dlq", system.queue(consumer));
-        let messages = wait_for_messages(&broker, &dlq, 2).await;
+    for consumer in CONSUMER_QUEUES {
+        let dlq = topology.dead_letter_queue(consumer);
+        let messages = eventually(
+            format!("both poison messages in {dlq}"),
+            PATIENCE,
+            async || {
+                let messages = broker.peek(&dlq).await;
+                if messages.len() >= 2 {
+                    Ok(messages)
+                } else {
+                    Err(format!("{} messages", messages.len()))
+                }
+            },
+        )
+        .await;
         assert_eq!(messages.len(), 2, "{dlq} holds both poison messages");
         let reasons: Vec<String> = messages
             .iter()
@@ -73,28 +74,13 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
             );
             assert_eq!(
                 header(message, "x-original-queue").as_deref(),
-                Some(system.queue(consumer).as_str())
+                Some(topology.queue(consumer).as_str())
             );
         }
         assert_eq!(
-            broker.ready_count(&system.queue(consumer)).await,
+            broker.ready_count(&topology.queue(consumer)).await,
             0,
             "nothing stuck in {consumer}"
         );
     }
-}
-
-async fn wait_for_messages(
-    broker: &Broker,
-    queue: &str,
-    count: usize,
-) -> Vec<lapin::message::BasicGetMessage> {
-    for _ in 0..100 {
-        let messages = broker.peek(queue).await;
-        if messages.len() >= count {
-            return messages;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    broker.peek(queue).await
 }

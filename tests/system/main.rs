@@ -5,7 +5,11 @@
 //! `crash_recovery`, `retries`, `shutdown_under_load`, `scaling`) each drive a burst of
 //! 500 sign-ups through a fault and count the effects. `SOAK_SIGNUPS=5000` makes every
 //! burst bigger for an opt-in soak run.
+//!
+//! `architecture` needs no running system: it checks the workspace's dependency rules
+//! from `cargo metadata`.
 
+mod architecture;
 mod bad_input;
 mod broker_outage;
 mod crash_recovery;

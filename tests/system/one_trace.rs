@@ -1,7 +1,11 @@
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 use serde_json::json;
-use system_tests::{otlp_sink::ReceivedSpan, system::TestSystem};
+use system_tests::{
+    eventually::PATIENCE,
+    otlp_sink::ReceivedSpan,
+    system::{Options, TestSystem, trace_id, traceresponse},
+};
 
 /// OTLP span kinds (opentelemetry.proto.trace.v1.Span.SpanKind).
 const SERVER: i32 = 2;
@@ -19,16 +23,14 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
 
     let response = system
+        .registration()
         .post_user(
             &json!({"email": "tim@example.org", "display_name": "Tim"}),
             &[("traceparent", &traceparent)],
         )
         .await;
     assert_eq!(response.status(), 201);
-    let traceresponse = response.headers()["traceresponse"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let traceresponse = traceresponse(&response);
     assert!(
         traceresponse.starts_with(&format!("00-{trace_id}-")),
         "the caller's trace continues: {traceresponse}"
@@ -37,6 +39,7 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
     let spans = system
         .otlp
         .wait_for(
+            "the consumers' and the SMTP spans in the caller's trace",
             |spans| {
                 let in_trace: Vec<&ReceivedSpan> =
                     spans.iter().filter(|s| s.trace_id == trace_id).collect();
@@ -48,7 +51,7 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
                 .iter()
                 .all(|name| in_trace.iter().any(|s| s.name == *name))
             },
-            Duration::from_secs(20),
+            PATIENCE,
         )
         .await;
     let trace: Vec<ReceivedSpan> = spans
@@ -121,7 +124,7 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
         (
             "users publish",
             "messaging.destination.name",
-            system.exchange(),
+            system.topology().exchange(),
         ),
         (
             "users publish",
@@ -190,65 +193,48 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_traceresponse_header_gives_the_trace_to_look_up() {
     let system = TestSystem::start().await;
-    let response = system.register("barbara@example.org", "Barbara").await;
-    let traceresponse = response.headers()["traceresponse"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
-    let trace_id = traceresponse
-        .split('-')
-        .nth(1)
-        .expect("00-trace-span-flags")
-        .to_owned();
+    let trace_id = sign_up_and_trace(&system, "barbara@example.org", "Barbara").await;
 
     let spans = system
         .otlp
         .wait_for(
-            |spans| {
-                let services: std::collections::BTreeSet<&str> = spans
-                    .iter()
-                    .filter(|s| s.trace_id == trace_id)
-                    .map(|s| s.service_name.as_str())
-                    .collect();
-                services.len() == 3
-            },
-            Duration::from_secs(20),
+            "spans of all three services in the sign-up's trace",
+            |spans| services_in(spans, &trace_id).len() == 3,
+            PATIENCE,
         )
         .await;
-    let services: std::collections::BTreeSet<String> = spans
-        .iter()
-        .filter(|s| s.trace_id == trace_id)
-        .map(|s| s.service_name.clone())
-        .collect();
     assert_eq!(
-        services.into_iter().collect::<Vec<_>>(),
+        services_in(&spans, &trace_id)
+            .into_iter()
+            .collect::<Vec<_>>(),
         ["email", "profile", "registration"]
     );
+}
+
+/// The services that sent spans of trace `trace_id`.
+fn services_in<'a>(spans: &'a [ReceivedSpan], trace_id: &str) -> BTreeSet<&'a str> {
+    spans
+        .iter()
+        .filter(|s| s.trace_id == trace_id)
+        .map(|s| s.service_name.as_str())
+        .collect()
 }
 
 /// With `CONSUMER_TRACE_MODE=link` each consumer starts its own trace whose processing
 /// span links to the publish span, instead of being its child.
 #[tokio::test(flavor = "multi_thread")]
 async fn in_link_mode_consumers_start_a_new_trace_linked_to_the_publish() {
-    let options = system_tests::system::Options {
+    let options = Options {
         extra_env: vec![("CONSUMER_TRACE_MODE".to_owned(), "link".to_owned())],
         ..Default::default()
     };
     let system = TestSystem::start_with(options).await;
-    let response = system.register("ken@example.org", "Ken").await;
-    let traceresponse = response.headers()["traceresponse"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
-    let trace_id = traceresponse
-        .split('-')
-        .nth(1)
-        .expect("00-trace-span-flags")
-        .to_owned();
+    let trace_id = sign_up_and_trace(&system, "ken@example.org", "Ken").await;
 
     let spans = system
         .otlp
         .wait_for(
+            "the publish span and both consumers' processing spans",
             |spans| {
                 spans
                     .iter()
@@ -259,7 +245,7 @@ async fn in_link_mode_consumers_start_a_new_trace_linked_to_the_publish() {
                         .count()
                         == 2
             },
-            Duration::from_secs(20),
+            PATIENCE,
         )
         .await;
     let publish = spans
@@ -284,4 +270,11 @@ async fn in_link_mode_consumers_start_a_new_trace_linked_to_the_publish() {
             process.name
         );
     }
+}
+
+/// Signs a user up and returns the trace id its `traceresponse` names: the trace to
+/// look the sign-up up by.
+async fn sign_up_and_trace(system: &TestSystem, email: &str, display_name: &str) -> String {
+    let response = system.registration().sign_up(email, display_name).await;
+    trace_id(&traceresponse(&response))
 }

@@ -3,9 +3,18 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use system_tests::{
     defaults,
+    eventually::PATIENCE,
     system::{Options, Service, TestSystem},
     tcp_proxy::TcpProxy,
 };
+
+/// The outbox rows the relay has not published yet.
+const UNPUBLISHED: &str = "select count(*) from outbox where published_at is null";
+
+/// How long registration is left cut off with the event in its outbox before the test
+/// looks: the relay is woken by the insert and sweeps every 500 ms in tests, so a relay
+/// that wrongly dropped or "published" the row would have done so by then.
+const CUT_OFF: Duration = Duration::from_secs(1);
 
 /// With registration cut off from the broker, sign-ups are still accepted (the outbox
 /// holds the event); when the broker is reachable again the relay publishes it and the
@@ -20,65 +29,45 @@ async fn an_event_written_while_the_broker_is_unreachable_is_published_when_it_r
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;
+    let registration_ops = system.ops(Service::Registration);
 
     proxy.set_enabled(false);
-    let readyz = system.url(Service::Registration, "/readyz");
-    wait_for_status(&system.http, &readyz, StatusCode::SERVICE_UNAVAILABLE).await;
+    registration_ops
+        .wait_for_status("/readyz", StatusCode::SERVICE_UNAVAILABLE)
+        .await;
 
-    let user_id = system.register_ok("alan@example.org", "Alan").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let user_id = system
+        .registration()
+        .sign_up_ok("alan@example.org", "Alan")
+        .await;
+    tokio::time::sleep(CUT_OFF).await;
     assert_eq!(
         system
-            .scalar(
-                Service::Registration,
-                "select count(*) from outbox where published_at is null"
-            )
+            .effects()
+            .scalar(Service::Registration, UNPUBLISHED)
             .await,
         1,
         "the event waits in the outbox"
     );
-    let profile = system
-        .http
-        .get(system.url(Service::Profile, &format!("/profiles/{user_id}")))
-        .send()
-        .await
-        .expect("answers");
     assert_eq!(
-        profile.status(),
+        system.profiles().get(&user_id).await.status(),
         StatusCode::NOT_FOUND,
         "nothing was published"
     );
 
     proxy.set_enabled(true);
-    system
-        .wait_for_profile(&user_id, Duration::from_secs(20))
-        .await;
-    let mails = system.smtp.wait_for(1, Duration::from_secs(10)).await;
+    system.profiles().wait_for(&user_id).await;
+    let mails = system.smtp.wait_for(1, PATIENCE).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(
         system
-            .scalar(
-                Service::Registration,
-                "select count(*) from outbox where published_at is null"
-            )
+            .effects()
+            .scalar(Service::Registration, UNPUBLISHED)
             .await,
         0,
         "the row is marked published"
     );
-    wait_for_status(&system.http, &readyz, StatusCode::OK).await;
-}
-
-async fn wait_for_status(http: &reqwest::Client, url: &str, expected: StatusCode) {
-    for _ in 0..200 {
-        if http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == expected)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered {expected}");
+    registration_ops
+        .wait_for_status("/readyz", StatusCode::OK)
+        .await;
 }

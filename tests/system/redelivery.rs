@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use lapin::{BasicProperties, types::ShortString};
 use system_tests::{
     broker::Broker,
@@ -7,18 +5,16 @@ use system_tests::{
 };
 
 /// The same event (same id) delivered again changes nothing: still one profile, one mail,
-/// one inbox row per consumer. A later sign-up is used as a marker that the duplicate has
-/// been consumed by then.
+/// one inbox row per consumer. A marker sign-up after the duplicates shows that they
+/// have been consumed by the time the counts are taken.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_event_changes_nothing() {
     let system = TestSystem::start().await;
-    let user_id = system.register_ok("margaret@example.org", "Margaret").await;
     system
-        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .sign_up_and_wait("margaret@example.org", "Margaret")
         .await;
-    system.smtp.wait_for(1, Duration::from_secs(10)).await;
 
-    let db = system.db(Service::Registration).await;
+    let db = system.effects().db(Service::Registration).await;
     let (event_id, payload): (uuid::Uuid, String) =
         sqlx::query_as("select event_id, payload::text from outbox limit 1")
             .fetch_one(&db)
@@ -32,7 +28,7 @@ async fn a_redelivered_event_changes_nothing() {
     for _ in 0..3 {
         broker
             .publish(
-                &system.exchange(),
+                &system.topology().exchange(),
                 "user.registered.v1",
                 payload.as_bytes(),
                 properties.clone(),
@@ -40,46 +36,27 @@ async fn a_redelivered_event_changes_nothing() {
             .await;
     }
 
-    let marker = system.register_ok("marker@example.org", "Marker").await;
-    system
-        .wait_for_profile(&marker, Duration::from_secs(10))
-        .await;
-    system.smtp.wait_for(2, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    system.effects().pass_marker().await;
 
-    let mails_to_margaret = system
-        .smtp
-        .messages()
-        .iter()
-        .filter(|m| m.rcpt_to == ["margaret@example.org"])
-        .count();
     assert_eq!(
-        mails_to_margaret, 1,
+        system.smtp.messages_to("margaret@example.org").len(),
+        1,
         "one welcome mail despite three duplicates"
     );
-    assert_eq!(system.emails_to("margaret@example.org").await.len(), 1);
-    assert_eq!(
-        system
-            .scalar(Service::Profile, "select count(*) from profiles")
-            .await,
-        2
-    );
-    assert_eq!(
-        system
-            .scalar(Service::Profile, "select count(*) from inbox")
-            .await,
-        2
-    );
-    assert_eq!(
-        system
-            .scalar(Service::Email, "select count(*) from inbox")
-            .await,
-        2
-    );
-    assert_eq!(
-        system
-            .scalar(Service::Email, "select count(*) from welcome_mails")
-            .await,
-        2
-    );
+    assert_eq!(system.emails().to("margaret@example.org").await.len(), 1);
+    // Margaret's rows and the marker's: one each.
+    let rows = [
+        (Service::Profile, "select count(*) from profiles"),
+        (Service::Profile, "select count(*) from inbox"),
+        (Service::Email, "select count(*) from inbox"),
+        (Service::Email, "select count(*) from welcome_mails"),
+    ];
+    for (service, sql) in rows {
+        assert_eq!(
+            system.effects().scalar(service, sql).await,
+            2,
+            "{sql} on {}",
+            service.name()
+        );
+    }
 }

@@ -1,6 +1,7 @@
-use std::time::Duration;
-
-use system_tests::system::{Service, TestSystem};
+use system_tests::{
+    eventually::{PATIENCE, eventually},
+    system::{Options, Service, TestSystem},
+};
 
 /// The profile columns that make up the read model, in a stable order.
 const SNAPSHOT: &str =
@@ -18,19 +19,18 @@ async fn replaying_the_event_log_rebuilds_the_profile_read_model() {
     let mut users = Vec::new();
     for n in 0..5 {
         let user_id = system
-            .register_ok(&format!("replay{n}@example.org"), &format!("Replay {n}"))
-            .await;
-        system
-            .wait_for_profile(&user_id, Duration::from_secs(10))
+            .sign_up_and_wait(&format!("replay{n}@example.org"), &format!("Replay {n}"))
             .await;
         users.push(user_id);
     }
-    system.smtp.wait_for(5, Duration::from_secs(10)).await;
-    let profile_db = system.db(Service::Profile).await;
-    let before: Vec<Row> = sqlx::query_as(SNAPSHOT)
-        .fetch_all(&profile_db)
-        .await
-        .expect("snapshot");
+    let profile_db = system.effects().db(Service::Profile).await;
+    let snapshot = async || -> Vec<Row> {
+        sqlx::query_as(SNAPSHOT)
+            .fetch_all(&profile_db)
+            .await
+            .expect("snapshot")
+    };
+    let before = snapshot().await;
     assert_eq!(before.len(), 5);
 
     sqlx::query("truncate profiles, inbox")
@@ -40,31 +40,49 @@ async fn replaying_the_event_log_rebuilds_the_profile_read_model() {
     let replayed = replay(&system, &["--type", "user.registered.v1"]).await;
     assert_eq!(
         replayed,
-        "replayed 5 events to ".to_owned() + &system.queue("profile.user-registered")
+        "replayed 5 events to ".to_owned() + &system.topology().queue("profile.user-registered")
     );
 
-    let after = wait_for_rows(&profile_db, 5).await;
+    let after = eventually("the read model rebuilt with 5 rows", PATIENCE, async || {
+        let rows = snapshot().await;
+        if rows.len() >= 5 {
+            Ok(rows)
+        } else {
+            Err(format!("{} rows", rows.len()))
+        }
+    })
+    .await;
     assert_eq!(after, before, "the rebuilt read model is identical");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        system.smtp.messages().len(),
-        5,
-        "the replay went to the profile queue only"
-    );
 
     let again = replay(&system, &["--user", &users[2]]).await;
     assert!(again.starts_with("replayed 1 events"), "{again}");
     replay(&system, &[]).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The marker's event is queued behind every replayed one, in both consumer queues.
+    let marker = system.effects().pass_marker().await;
+    assert_eq!(
+        system.smtp.messages().len(),
+        5 + 1,
+        "the replays went to the profile queue only: no mail but the five and the marker's"
+    );
+    // Stricter than the mails (the email inbox would turn a replayed event away): the
+    // email consumer was handed the six sign-ups' events and nothing else.
+    system
+        .ops(Service::Email)
+        .wait_for_metrics(&[
+            r#"events_consumed_total{queue="email.user-registered",outcome="done"} 6"#,
+        ])
+        .await;
     let inbox: i64 = sqlx::query_scalar("select count(*) from inbox")
         .fetch_one(&profile_db)
         .await
         .expect("count");
-    assert_eq!(inbox, 5, "replayed events already handled change nothing");
-    let unchanged: Vec<Row> = sqlx::query_as(SNAPSHOT)
-        .fetch_all(&profile_db)
-        .await
-        .expect("snapshot");
+    assert_eq!(
+        inbox,
+        5 + 1,
+        "replayed events already handled change nothing (the five and the marker)"
+    );
+    let mut unchanged = snapshot().await;
+    unchanged.retain(|row| row.0 != marker.user_id);
     assert_eq!(unchanged, before);
 }
 
@@ -72,35 +90,14 @@ async fn replaying_the_event_log_rebuilds_the_profile_read_model() {
 async fn replay(system: &TestSystem, args: &[&str]) -> String {
     let mut command = vec!["replay", "--to-queue", "profile.user-registered"];
     command.extend_from_slice(args);
-    let output = system.subcommand(Service::Registration, &command).await;
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    assert!(
-        output.status.success(),
-        "replay failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-async fn wait_for_rows(db: &sqlx::PgPool, count: usize) -> Vec<Row> {
-    for _ in 0..200 {
-        let rows: Vec<Row> = sqlx::query_as(SNAPSHOT)
-            .fetch_all(db)
-            .await
-            .expect("snapshot");
-        if rows.len() >= count {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the read model was not rebuilt in time");
+    system.tool(Service::Registration).run_ok(&command).await
 }
 
 /// With a retention of 0 days, published events leave the event log at the next cleanup;
 /// unpublished ones would stay (they have not been delivered yet).
 #[tokio::test(flavor = "multi_thread")]
 async fn published_events_older_than_the_retention_are_purged() {
-    let options = system_tests::system::Options {
+    let options = Options {
         extra_env: vec![
             ("EVENT_LOG_RETENTION_DAYS".to_owned(), "0".to_owned()),
             ("EVENT_LOG_CLEANUP_INTERVAL_SECS".to_owned(), "1".to_owned()),
@@ -108,26 +105,23 @@ async fn published_events_older_than_the_retention_are_purged() {
         ..Default::default()
     };
     let system = TestSystem::start_with(options).await;
-    let user_id = system.register_ok("expired@example.org", "Expired").await;
     system
-        .wait_for_profile(&user_id, Duration::from_secs(10))
+        .sign_up_and_wait("expired@example.org", "Expired")
         .await;
 
-    for _ in 0..100 {
-        if system
+    let effects = system.effects();
+    eventually("the published event to be purged", PATIENCE, async || {
+        effects
             .scalar(Service::Registration, "select count(*) from outbox")
             .await
             == 0
-        {
-            assert_eq!(
-                system
-                    .scalar(Service::Registration, "select count(*) from users")
-                    .await,
-                1
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the published event was not purged");
+    })
+    .await;
+    assert_eq!(
+        effects
+            .scalar(Service::Registration, "select count(*) from users")
+            .await,
+        1,
+        "the user stays"
+    );
 }

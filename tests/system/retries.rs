@@ -2,13 +2,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use system_tests::{
-    burst::{Burst, BurstPlan, address},
-    effects::report,
+    burst::address,
+    eventually::{PATIENCE, eventually},
     otlp_sink::ReceivedSpan,
     smtp_sink::RcptAttempt,
     system::{Service, TestSystem},
 };
-use tokio::time::Instant;
 
 /// The lower bound on the gap between two attempts, as a share of the configured delay:
 /// the delay queue's TTL cannot release a message early, so anything shorter than the
@@ -27,7 +26,6 @@ const MAX_EXTRA_DELAY: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_that_fails_n_times_is_attempted_n_plus_one_times_with_backoff_and_takes_effect_once()
  {
-    let started = Instant::now();
     let system = TestSystem::start().await;
     let schedule = system.retry_schedule();
     let delays = schedule.delays();
@@ -38,11 +36,10 @@ async fn an_event_that_fails_n_times_is_attempted_n_plus_one_times_with_backoff_
         system.smtp.fail_recipient(recipient, Some(*times));
     }
 
-    let plan = BurstPlan::standard();
-    let outcome = Burst::start(system.burst_target(), plan).finish().await;
-    outcome.assert_all_accepted(plan.count);
-    let effects = system.settle(&outcome.accepted).await;
-    report("fail N times, then succeed", &outcome, &effects, started);
+    let (_, effects) = system
+        .effects()
+        .after_burst(system.start_burst(), "fail N times, then succeed")
+        .await;
 
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();
@@ -95,7 +92,6 @@ async fn an_event_that_fails_n_times_is_attempted_n_plus_one_times_with_backoff_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redrive_after_the_fix_handles_it_once()
  {
-    let started = Instant::now();
     let system = TestSystem::start().await;
     let max_attempts = system.retry_schedule().max_attempts;
     let (exhausted, rejected) = (address(11), address(22));
@@ -103,24 +99,25 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
     system.smtp.reject_recipient(&rejected, None);
     let held_back = [exhausted.clone(), rejected.clone()];
 
-    let plan = BurstPlan::standard();
-    let outcome = Burst::start(system.burst_target(), plan).finish().await;
-    outcome.assert_all_accepted(plan.count);
-    let effects = system.settle_except(&outcome.accepted, &held_back).await;
-    report(
-        "dead-lettered, before the redrive",
-        &outcome,
-        &effects,
-        started,
-    );
+    let (outcome, effects) = system
+        .effects()
+        .after_burst_except(
+            system.start_burst(),
+            "dead-lettered, before the redrive",
+            &held_back,
+        )
+        .await;
 
     effects.assert_each_sign_up_took_effect_once_except(&held_back);
-    let email_dlq = system.dead_letter_queue("email.user-registered");
-    let profile_dlq = system.dead_letter_queue("profile.user-registered");
+    let email_dlq = system.topology().dead_letter_queue("email.user-registered");
+    let profile_dlq = system
+        .topology()
+        .dead_letter_queue("profile.user-registered");
     assert_eq!(effects.dead_letters[&email_dlq], 2, "{effects}");
     assert_eq!(effects.dead_letters[&profile_dlq], 0, "{effects}");
 
-    let letters = system.dlq_list(Service::Email).await;
+    let email_tool = system.tool(Service::Email);
+    let letters = email_tool.dlq_list().await;
     assert_eq!(letters.len(), 2, "{letters:?}");
     let exhausted_id = event_id(&system, &exhausted).await;
     let rejected_id = event_id(&system, &rejected).await;
@@ -130,7 +127,7 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
             .find(|letter| letter["message_id"] == id)
             .unwrap_or_else(|| panic!("event {id} is in the DLQ: {letters:?}"))
     };
-    let queue = system.queue("email.user-registered");
+    let queue = system.topology().queue("email.user-registered");
     let cases = [
         (&exhausted_id, "exhausted", max_attempts, "451"),
         (&rejected_id, "permanent", 1, "550"),
@@ -157,8 +154,9 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
             .is_some_and(|reason| reason.contains(&format!("{max_attempts} attempts"))),
         "the reason says the attempts ran out: {letters:?}"
     );
-    assert!(system.dlq_list(Service::Profile).await.is_empty());
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(system.tool(Service::Profile).dlq_list().await.is_empty());
+    // Settling passed a marker sign-up after both events were dead-lettered: anything
+    // still queued for the two addresses was handed out before it, so these are final.
     assert_eq!(
         system.smtp.rcpt_attempts(&exhausted).len(),
         usize::try_from(max_attempts).expect("small"),
@@ -172,27 +170,32 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
 
     system.smtp.heal_recipient(&exhausted);
     system.smtp.heal_recipient(&rejected);
-    let printed = system
-        .dlq_redrive(Service::Email, std::slice::from_ref(&exhausted_id))
+    let printed = email_tool
+        .dlq_redrive(std::slice::from_ref(&exhausted_id))
         .await;
     assert_eq!(printed, "redriven 1");
-    let mails = wait_for_mail(&system, &exhausted).await;
+    let mails = eventually(
+        format!("the redriven event's mail to {exhausted}"),
+        PATIENCE,
+        async || {
+            let mails = system.smtp.messages_to(&exhausted).len();
+            (mails > 0).then_some(mails)
+        },
+    )
+    .await;
     assert_eq!(mails, 1, "the redriven event sends its mail");
     assert_eq!(
-        system.dlq_list(Service::Email).await.len(),
+        email_tool.dlq_list().await.len(),
         1,
         "only that one left the DLQ"
     );
-    let printed = system.dlq_redrive(Service::Email, &[]).await;
+    let printed = email_tool.dlq_redrive(&[]).await;
     assert_eq!(printed, "redriven 1");
 
-    let effects = system.settle(&outcome.accepted).await;
-    report(
-        "dead-lettered, after the redrive",
-        &outcome,
-        &effects,
-        started,
-    );
+    let effects = system.effects().settle(&outcome.accepted).await;
+    system
+        .effects()
+        .report("dead-lettered, after the redrive", &outcome, &effects);
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();
     assert_eq!(
@@ -206,7 +209,7 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
         "{rejected}: handled once after the redrive"
     );
     for recipient in &held_back {
-        let listed = system.emails_to(recipient).await;
+        let listed = system.emails().to(recipient).await;
         assert_eq!(listed.len(), 1, "{recipient}: {listed:?}");
         assert_eq!(listed[0]["status"], "sent", "{recipient}: {listed:?}");
     }
@@ -219,8 +222,9 @@ async fn a_permanently_failing_event_is_dead_lettered_with_its_reason_and_a_redr
     let spans = system
         .otlp
         .wait_for(
+            &format!("a processing span for each of the {attempts} attempts"),
             |spans| processing_spans(spans, &exhausted_id).len() >= attempts,
-            Duration::from_secs(20),
+            PATIENCE,
         )
         .await;
     let processed = processing_spans(&spans, &exhausted_id);
@@ -273,7 +277,7 @@ fn processing_spans(spans: &[ReceivedSpan], event_id: &str) -> Vec<ReceivedSpan>
 
 /// The event id of the welcome mail to `recipient`, from `GET /emails`.
 async fn event_id(system: &TestSystem, recipient: &str) -> String {
-    let listed = system.emails_to(recipient).await;
+    let listed = system.emails().to(recipient).await;
     assert_eq!(
         listed.len(),
         1,
@@ -293,17 +297,4 @@ fn attempt_count(value: &Value) -> Option<u32> {
         Value::String(text) => text.parse().ok(),
         _ => None,
     }
-}
-
-/// Waits until the SMTP server has a mail to `recipient`; returns how many it has.
-async fn wait_for_mail(system: &TestSystem, recipient: &str) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let count = system.smtp.messages_to(recipient).len();
-        if count > 0 {
-            return count;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    0
 }

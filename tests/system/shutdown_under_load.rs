@@ -1,10 +1,6 @@
 use std::time::Duration;
 
-use system_tests::{
-    burst::{Burst, BurstPlan},
-    effects::report,
-    system::{Service, TestSystem},
-};
+use system_tests::system::{Service, TestSystem};
 use tokio::time::Instant;
 
 /// How long a service may take to drain and exit after SIGTERM: its own limit
@@ -20,27 +16,24 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// message.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_finishes_or_returns_every_in_flight_message() {
-    let started = Instant::now();
     let mut system = TestSystem::start().await;
-    let plan = BurstPlan::standard();
-    let count = plan.count;
+    let mut burst = system.start_burst();
+    let count = burst.plan().count;
 
-    let mut burst = Burst::start(system.burst_target(), plan);
     for (step, service) in [Service::Email, Service::Profile, Service::Registration]
         .into_iter()
         .enumerate()
     {
-        burst
-            .wait_until_accepted(count * (step + 1) / 4, plan.patience())
-            .await;
+        burst.wait_until_accepted(count * (step + 1) / 4).await;
+        let processes = system.processes();
         let stopping = Instant::now();
-        let status = system.terminate(service, 0, EXIT_TIMEOUT).await;
+        let status = processes.terminate(service, 0, EXIT_TIMEOUT).await;
         println!(
             "{} exited with {status:?} {:.1?} after SIGTERM",
             service.name(),
             stopping.elapsed()
         );
-        let log = system.process(service).log();
+        let log = processes.process(service).log();
         assert!(
             status.is_some_and(|status| status.success()),
             "{} exits 0 on SIGTERM under load, got {status:?}:\n{log}",
@@ -51,12 +44,12 @@ async fn sigterm_under_load_finishes_or_returns_every_in_flight_message() {
             "{} logs that it drained:\n{log}",
             service.name()
         );
-        system.restart(service, 0).await;
+        processes.restart(service, 0).await;
     }
-    let outcome = burst.finish().await;
-    outcome.assert_all_accepted(count);
-    let effects = system.settle(&outcome.accepted).await;
-    report("SIGTERM to each service", &outcome, &effects, started);
+    let (_, effects) = system
+        .effects()
+        .after_burst(burst, "SIGTERM to each service")
+        .await;
 
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();

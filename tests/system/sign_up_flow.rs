@@ -1,8 +1,9 @@
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
-use system_tests::system::{Service, TestSystem};
+use system_tests::{
+    eventually::PATIENCE,
+    system::{TestSystem, traceresponse},
+};
 
 /// The whole flow: 201 from registration, the profile appears, exactly one welcome mail
 /// reaches the SMTP server and `GET /emails` lists it as sent.
@@ -10,17 +11,17 @@ use system_tests::system::{Service, TestSystem};
 async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
     let system = TestSystem::start().await;
 
-    let response = system.register("Ada@Example.org", "  Ada Lovelace ").await;
+    let response = system
+        .registration()
+        .sign_up("Ada@Example.org", "  Ada Lovelace ")
+        .await;
 
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"]
         .to_str()
         .expect("ASCII")
         .to_owned();
-    let traceresponse = response.headers()["traceresponse"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let traceresponse = traceresponse(&response);
     let body: Value = response.json().await.expect("JSON");
     let user_id = body["id"].as_str().expect("id").to_owned();
     assert_eq!(location, format!("/users/{user_id}"));
@@ -34,13 +35,11 @@ async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
         "{traceresponse}"
     );
 
-    let profile = system
-        .wait_for_profile(&user_id, Duration::from_secs(10))
-        .await;
+    let profile = system.profiles().wait_for(&user_id).await;
     assert_eq!(profile["user_id"], user_id.as_str());
     assert_eq!(profile["display_name"], "Ada Lovelace");
 
-    let mails = system.smtp.wait_for(1, Duration::from_secs(10)).await;
+    let mails = system.smtp.wait_for(1, PATIENCE).await;
     assert_eq!(mails.len(), 1, "exactly one mail");
     assert_eq!(mails[0].rcpt_to, ["ada@example.org"]);
     assert!(
@@ -49,7 +48,7 @@ async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
             .is_some_and(|s| s.contains("Ada Lovelace"))
     );
 
-    let listed = wait_for_sent(&system, "ADA@example.org").await;
+    let listed = system.emails().wait_for_sent("ADA@example.org").await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["user_id"], user_id.as_str());
     let message_id = listed[0]["message_id"].as_str().expect("message_id");
@@ -64,59 +63,49 @@ async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
     );
 
     let user: Value = system
-        .http
-        .get(system.url(Service::Registration, &location))
-        .send()
+        .registration()
+        .get(&location)
         .await
-        .expect("answers")
         .json()
         .await
         .expect("JSON");
     assert_eq!(user["id"], user_id.as_str(), "Location points at the user");
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(system.smtp.messages().len(), 1, "still exactly one mail");
+    let marker = system.effects().pass_marker().await;
+    assert_eq!(
+        system.smtp.messages_to("ada@example.org").len(),
+        1,
+        "still exactly one mail to Ada once a later sign-up has been handled"
+    );
+    assert_eq!(
+        system.smtp.messages().len(),
+        2,
+        "no other mail but the marker's ({})",
+        marker.address
+    );
+    assert_eq!(system.emails().to("ada@example.org").await.len(), 1);
 }
 
 /// Until its event is processed a profile is 404, and a malformed id is 400; both JSON.
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_malformed_profile_ids_get_json_errors() {
     let system = TestSystem::start().await;
-    let get = |path: String| system.http.get(system.url(Service::Profile, &path)).send();
 
-    let missing = get(format!("/profiles/{}", uuid::Uuid::now_v7()))
-        .await
-        .expect("answers");
+    let missing = system
+        .profiles()
+        .get(&uuid::Uuid::now_v7().to_string())
+        .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: Value = missing.json().await.expect("JSON");
     assert_eq!(body["error"], "not_found");
 
-    let malformed = get("/profiles/not-a-uuid".to_owned())
-        .await
-        .expect("answers");
+    let malformed = system.profiles().get("not-a-uuid").await;
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     let body: Value = malformed.json().await.expect("JSON");
     assert_eq!(body["field"], "user_id");
 
-    let no_query = system
-        .http
-        .get(system.url(Service::Email, "/emails"))
-        .send()
-        .await
-        .expect("answers");
+    let no_query = system.emails().get("/emails").await;
     assert_eq!(no_query.status(), StatusCode::BAD_REQUEST);
     let body: Value = no_query.json().await.expect("JSON");
     assert_eq!(body["field"], "to");
-}
-
-/// `GET /emails` until the mail to `address` is recorded as sent.
-pub(crate) async fn wait_for_sent(system: &TestSystem, address: &str) -> Vec<Value> {
-    for _ in 0..200 {
-        let mails = system.emails_to(address).await;
-        if !mails.is_empty() && mails.iter().all(|mail| mail["status"] == "sent") {
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no sent mail to {address} listed in time");
 }

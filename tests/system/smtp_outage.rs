@@ -1,11 +1,6 @@
 use std::time::Duration;
 
-use system_tests::{
-    burst::{Burst, BurstPlan},
-    effects::report,
-    system::{Link, Options, Service, TestSystem},
-};
-use tokio::time::Instant;
+use system_tests::system::{Link, Options, Service, TestSystem};
 
 /// How long the SMTP server is down: longer than the first three retry delays together
 /// (200 + 400 + 800 ms), so a mail that fails at the start of the outage is retried
@@ -32,18 +27,15 @@ const REFUSING: Duration = Duration::from_millis(500);
 /// is a fair demand.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_smtp_outage_longer_than_the_first_retries_delays_the_mails_and_loses_none() {
-    let started = Instant::now();
     let options = Options {
         proxy_smtp: true,
         retry_max_attempts: Some(RETRY_MAX_ATTEMPTS),
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;
-    let plan = BurstPlan::standard();
-    let count = plan.count;
+    let mut burst = system.start_burst();
 
-    let mut burst = Burst::start(system.burst_target(), plan);
-    burst.wait_until_accepted(count / 3, plan.patience()).await;
+    burst.wait_until_accepted(burst.plan().count / 3).await;
     let smtp = system.proxy(Service::Email, Link::Smtp);
     system.smtp.set_accepting(false);
     tokio::time::sleep(REFUSING).await;
@@ -55,10 +47,10 @@ async fn an_smtp_outage_longer_than_the_first_retries_delays_the_mails_and_loses
     let mails_during = system.smtp.messages().len() - mails_before;
     smtp.set_enabled(true);
     system.smtp.set_accepting(true);
-    let outcome = burst.finish().await;
-    outcome.assert_all_accepted(count);
-    let effects = system.settle(&outcome.accepted).await;
-    report("SMTP down for 3 s", &outcome, &effects, started);
+    let (_, effects) = system
+        .effects()
+        .after_burst(burst, "SMTP down for 3 s")
+        .await;
 
     effects.assert_each_sign_up_took_effect_once();
     effects.assert_no_dead_letters();
@@ -67,11 +59,8 @@ async fn an_smtp_outage_longer_than_the_first_retries_delays_the_mails_and_loses
         "no mail got through while the server was down"
     );
     let retried = system
-        .metric(
-            Service::Email,
-            0,
-            r#"events_consumed_total{queue="email.user-registered",outcome="retried"}"#,
-        )
+        .ops(Service::Email)
+        .metric(r#"events_consumed_total{queue="email.user-registered",outcome="retried"}"#)
         .await;
     println!("email.user-registered: {retried} deliveries retried");
     assert!(retried > 0.0, "the outage made deliveries fail and retry");

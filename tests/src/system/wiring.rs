@@ -1,0 +1,137 @@
+//! How the services are wired to the servers they use: the proxies a test asked for and
+//! the environment each process gets.
+//!
+//! Kept apart from starting processes because it is pure configuration: which URL a
+//! service gets depends only on the options, the names and the proxies, and a restart
+//! reuses the environment computed here.
+
+use crate::{defaults, otlp_sink::OtlpSink, smtp_sink::SmtpSink, tcp_proxy::TcpProxy};
+
+use super::{
+    options::{CONSUMER_PREFETCH, Link, Options, REGISTRATION_POOL, Service},
+    topology::Topology,
+};
+
+/// The proxies [`Options`] asked for, one per service and link, so a test can cut one
+/// service's path to one server without touching the others.
+#[derive(Debug, Default)]
+pub(super) struct Proxies(Vec<(Service, Link, TcpProxy)>);
+
+impl Proxies {
+    /// Starts one proxy for every service and link the options want proxied; the SMTP
+    /// link exists for the email service only.
+    pub(super) async fn start(options: &Options, smtp: &SmtpSink) -> Self {
+        let mut proxies = Vec::new();
+        for service in Service::ALL {
+            let links = [
+                (
+                    Link::Amqp,
+                    options.proxy_amqp,
+                    defaults::AMQP_ADDR.to_owned(),
+                ),
+                (
+                    Link::Postgres,
+                    options.proxy_postgres,
+                    defaults::POSTGRES_ADDR.to_owned(),
+                ),
+                (
+                    Link::Smtp,
+                    options.proxy_smtp && service == Service::Email,
+                    smtp.addr().to_string(),
+                ),
+            ];
+            for (link, wanted, upstream) in links {
+                if wanted {
+                    let upstream = upstream.parse().expect("a socket address");
+                    let proxy = TcpProxy::start(upstream).await.expect("a proxy starts");
+                    proxies.push((service, link, proxy));
+                }
+            }
+        }
+        Self(proxies)
+    }
+
+    /// The proxy between `service` and the server behind `link`, if there is one.
+    pub(super) fn find(&self, service: Service, link: Link) -> Option<&TcpProxy> {
+        self.0
+            .iter()
+            .find(|(s, l, _)| *s == service && *l == link)
+            .map(|(_, _, proxy)| proxy)
+    }
+}
+
+/// Everything a service's environment is computed from.
+pub(super) struct Wiring<'a> {
+    /// What the test asked for.
+    pub(super) options: &'a Options,
+    /// The system's names.
+    pub(super) topology: &'a Topology,
+    /// The proxies started for the options.
+    pub(super) proxies: &'a Proxies,
+    /// The SMTP server the email service sends to.
+    pub(super) smtp: &'a SmtpSink,
+    /// The OTLP receiver every service exports to.
+    pub(super) otlp: &'a OtlpSink,
+}
+
+impl Wiring<'_> {
+    /// The environment of `service`'s process: its database, broker, SMTP server and
+    /// OTLP receiver (through a proxy where asked), the system's names and retry
+    /// schedule, and the test-sized pools.
+    pub(super) fn environment(&self, service: Service) -> Vec<(String, String)> {
+        let retry = self.topology.retry_schedule();
+        let mut env: Vec<(String, String)> = [
+            ("DATABASE_URL", self.database_url(service)),
+            ("AMQP_URL", self.amqp_url(service)),
+            ("TOPOLOGY_PREFIX", self.topology.prefix()),
+            ("SMTP_URL", self.smtp_url(service)),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp.endpoint()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+            ("OTEL_SERVICE_NAME", service.name().to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+            ("RETRY_INITIAL_DELAY_MS", retry.initial_delay_ms.to_string()),
+            ("RETRY_MAX_ATTEMPTS", retry.max_attempts.to_string()),
+            ("OUTBOX_SWEEP_INTERVAL_MS", "500".to_owned()),
+            // Both bound the connections a system takes from the shared PostgreSQL
+            // (see MAX_CONCURRENT_SYSTEMS).
+            ("DATABASE_MAX_CONNECTIONS", REGISTRATION_POOL.to_string()),
+            ("CONSUMER_PREFETCH", CONSUMER_PREFETCH.to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        env.extend(self.options.extra_env.iter().cloned());
+        env
+    }
+
+    fn amqp_url(&self, service: Service) -> String {
+        match (
+            self.proxies.find(service, Link::Amqp),
+            service,
+            &self.options.registration_amqp_url,
+        ) {
+            (Some(proxy), _, _) => format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port()),
+            (None, Service::Registration, Some(url)) => url.clone(),
+            _ => defaults::AMQP_URL.to_owned(),
+        }
+    }
+
+    fn database_url(&self, service: Service) -> String {
+        match self.proxies.find(service, Link::Postgres) {
+            Some(proxy) => format!(
+                "postgres://postgres@127.0.0.1:{}/{}",
+                proxy.port(),
+                self.topology.database(service)
+            ),
+            None => self.topology.database_url(service),
+        }
+    }
+
+    fn smtp_url(&self, service: Service) -> String {
+        match self.proxies.find(service, Link::Smtp) {
+            Some(proxy) => format!("smtp://127.0.0.1:{}", proxy.port()),
+            None => self.smtp.url(),
+        }
+    }
+}

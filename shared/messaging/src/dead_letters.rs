@@ -11,8 +11,7 @@ use std::collections::HashSet;
 use lapin::{
     Channel,
     message::BasicGetMessage,
-    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
-    types::FieldTable,
+    options::{BasicAckOptions, BasicGetOptions},
 };
 use serde::Serialize;
 
@@ -109,7 +108,18 @@ pub async fn redrive(
     selection: Option<&HashSet<String>>,
 ) -> Result<usize, MessagingError> {
     let channel = confirm_channel(connection.inner()).await?;
-    let messages = fetch_all(&channel, dead_letter_queue).await?;
+    let result = redrive_on(&channel, dead_letter_queue, selection).await;
+    // Closing also puts back whatever was fetched and not redriven, on failure too.
+    channel.close(200, "redriven".into()).await?;
+    result
+}
+
+async fn redrive_on(
+    channel: &Channel,
+    dead_letter_queue: &str,
+    selection: Option<&HashSet<String>>,
+) -> Result<usize, MessagingError> {
+    let messages = fetch_all(channel, dead_letter_queue).await?;
     let mut redriven = 0;
     for message in &messages {
         let letter = describe(message);
@@ -120,7 +130,7 @@ pub async fn redrive(
         let headers = Headers::of(original.headers().as_ref()).redriven_from(dead_letter_queue);
         let properties = original.clone().with_headers(headers.into_table());
         publish_raw(
-            &channel,
+            channel,
             "",
             &letter.original_queue,
             &message.delivery.data,
@@ -131,23 +141,17 @@ pub async fn redrive(
         message.delivery.ack(BasicAckOptions::default()).await?;
         redriven += 1;
     }
-    channel.close(200, "redriven".into()).await?;
     Ok(redriven)
 }
 
-/// Fetches, unacked, as many messages as the queue held when we started; stopping there
-/// keeps the loop finite however the broker orders requeued messages.
+/// Fetches, unacked, every message the queue hands out until it has none ready.
+///
+/// Each fetched message stays held by this channel, so the broker never hands the same one
+/// out twice and the loop ends; [`FETCH_LIMIT`] bounds it anyway against a queue that
+/// producers fill faster than we read.
 async fn fetch_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage>, MessagingError> {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let waiting = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await?
-        .message_count();
     let mut messages = Vec::new();
-    for _ in 0..waiting {
+    while messages.len() < FETCH_LIMIT {
         match channel
             .basic_get(queue.into(), BasicGetOptions { no_ack: false })
             .await?
@@ -158,6 +162,9 @@ async fn fetch_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage
     }
     Ok(messages)
 }
+
+/// At most this many messages are listed or redriven by one run of the tool.
+const FETCH_LIMIT: usize = 100_000;
 
 fn describe(message: &BasicGetMessage) -> DeadLetter {
     let properties = &message.delivery.properties;
@@ -172,6 +179,11 @@ fn describe(message: &BasicGetMessage) -> DeadLetter {
         kind: text(headers::DEAD_LETTER_KIND),
         reason: text(headers::DEAD_LETTER_REASON),
         attempts: text(headers::ATTEMPT),
-        original_queue: text(headers::ORIGINAL_QUEUE),
+        // Our own dead letters say where they came from; one the broker moved here itself
+        // (the work queue's delivery limit) only has the broker's `x-first-death-queue`.
+        original_queue: headers
+            .text(headers::ORIGINAL_QUEUE)
+            .or_else(|| headers.text(headers::FIRST_DEATH_QUEUE))
+            .unwrap_or_default(),
     }
 }

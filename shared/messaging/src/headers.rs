@@ -30,12 +30,16 @@ pub const REDRIVEN_FROM: &str = "x-redriven-from";
 /// Set on a message sent again from the producer's event log by a replay.
 pub const REPLAYED: &str = "x-replayed";
 
+/// Set by RabbitMQ on a message it dead-lettered itself (a delay queue's TTL, the work
+/// queue's delivery limit): the queue the message first died in.
+pub const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
+
 /// Headers RabbitMQ itself adds when it dead-letters a message (a delay queue's TTL, the
 /// delivery limit); a redriven message starts without them.
 const BROKER_DEATH_HEADERS: [&str; 4] = [
     "x-death",
     "x-first-death-exchange",
-    "x-first-death-queue",
+    FIRST_DEATH_QUEUE,
     "x-first-death-reason",
 ];
 

@@ -10,12 +10,12 @@
 //! from `cargo metadata`.
 
 mod architecture;
-mod bad_input;
 mod broker_outage;
 mod crash_recovery;
 mod dashboard;
 mod db_outage;
 mod dead_letter;
+mod idempotency;
 mod one_trace;
 mod operations;
 mod outbox;

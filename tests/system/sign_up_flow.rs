@@ -85,27 +85,3 @@ async fn a_sign_up_creates_a_profile_and_sends_one_welcome_mail() {
     );
     assert_eq!(system.emails().to("ada@example.org").await.len(), 1);
 }
-
-/// Until its event is processed a profile is 404, and a malformed id is 400; both JSON.
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_and_malformed_profile_ids_get_json_errors() {
-    let system = TestSystem::start().await;
-
-    let missing = system
-        .profiles()
-        .get(&uuid::Uuid::now_v7().to_string())
-        .await;
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let body: Value = missing.json().await.expect("JSON");
-    assert_eq!(body["error"], "not_found");
-
-    let malformed = system.profiles().get("not-a-uuid").await;
-    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-    let body: Value = malformed.json().await.expect("JSON");
-    assert_eq!(body["field"], "user_id");
-
-    let no_query = system.emails().get("/emails").await;
-    assert_eq!(no_query.status(), StatusCode::BAD_REQUEST);
-    let body: Value = no_query.json().await.expect("JSON");
-    assert_eq!(body["field"], "to");
-}

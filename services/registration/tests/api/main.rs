@@ -1,4 +1,10 @@
-//! In-process tests of registration's HTTP layer (no broker needed). The behaviour that
+//! In-process API tests of registration: each test builds the app with its own database
+//! and broker names (`helpers::spawn_app`) and drives it over HTTP. The behaviour that
 //! crosses services is tested in the workspace's `tests/system`.
 
 mod backpressure;
+mod bad_input;
+mod helpers;
+mod idempotency;
+mod trace_context;
+mod users;

@@ -1,0 +1,51 @@
+//! `GET /emails?to=`: the rules of the read API, without any mail sent.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+/// Without a usable `to` (absent, empty or blank) the request is a 400 with the JSON
+/// error body naming `to`.
+#[tokio::test]
+async fn a_request_without_an_address_is_a_400_naming_to() {
+    // Arrange
+    let app = spawn_app().await;
+    let cases = [
+        ("no `to` parameter", None),
+        ("an empty `to`", Some("")),
+        ("a blank `to`", Some("   ")),
+    ];
+
+    for (case, to) in cases {
+        // Act
+        let response = app.get_emails(to).await;
+
+        // Assert
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{case}: a JSON error body expected: {error}"));
+        assert_eq!(body["error"], "missing_parameter", "{case}: {body}");
+        assert_eq!(body["field"], "to", "{case}: {body}");
+        assert!(body["message"].is_string(), "{case}: {body}");
+    }
+    app.stop().await;
+}
+
+/// An address no mail was sent to gets 200 and an empty list, not a 404.
+#[tokio::test]
+async fn an_address_with_no_mail_gets_an_empty_list() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let response = app.get_emails(Some("nobody@example.org")).await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body, json!([]));
+    app.stop().await;
+}

@@ -1,0 +1,43 @@
+//! `GET /profiles/{user_id}`: the rules of the read API, without any event applied.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::spawn_app;
+
+/// An id that is not a UUID is a 400 with the JSON error body naming `user_id`.
+#[tokio::test]
+async fn a_malformed_id_is_a_400_naming_user_id() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let response = app.get_profile("not-a-uuid").await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], "invalid_id", "{body}");
+    assert_eq!(body["field"], "user_id", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    app.stop().await;
+}
+
+/// An id whose event has not been applied (here: never published) is a 404 with the
+/// JSON error body, code `not_found`.
+#[tokio::test]
+async fn an_unknown_id_is_a_json_404() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let response = app.get_profile(&Uuid::now_v7().to_string()).await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], "not_found", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    app.stop().await;
+}

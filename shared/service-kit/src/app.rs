@@ -79,6 +79,7 @@ impl App {
     /// Adds the service's API routes, each request in a server span that continues the
     /// caller's trace and answers with `traceresponse` ([`trace_http::layer`]).
     pub fn api(mut self, routes: Router) -> Self {
+        trace_http::describe_metrics();
         let traced = routes.layer(middleware::from_fn(trace_http::layer));
         self.router = self.router.merge(traced);
         self

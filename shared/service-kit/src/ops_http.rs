@@ -70,6 +70,14 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
 /// bounded between scrapes (histogram samples are otherwise only drained by a scrape).
 /// Stops with `shutdown`.
 pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToken) {
+    metrics::describe_gauge!(
+        "db_pool_connections",
+        "Connections in the service's database pool, by state (idle, in_use)."
+    );
+    metrics::describe_gauge!(
+        "broker_connected",
+        "1 while the service's broker session is up and its topology declared."
+    );
     let handle = telemetry::metrics::prometheus();
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {

@@ -81,6 +81,20 @@ pub async fn layer(request: Request, next: Next) -> Response {
     response
 }
 
+/// HELP texts of the request metrics [`layer`] records; called once, when the routes are
+/// added ([`crate::app::App::api`]).
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method and route template."
+    );
+}
+
 fn traceresponse(context: &SpanContext) -> String {
     format!(
         "00-{}-{}-{:02x}",

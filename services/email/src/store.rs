@@ -78,7 +78,7 @@ pub async fn lock_pending(
 
 /// Marks the mail sent.
 pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update welcome_mails set status = 'sent', sent_at = now() where event_id = $1")
+    sqlx::query("update welcome_mails set status = 'sent', sent_at = clock_timestamp() where event_id = $1")
         .bind(event_id)
         .execute(tx)
         .instrument(db_span!("UPDATE", "welcome_mails"))

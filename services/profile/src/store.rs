@@ -19,6 +19,9 @@ pub struct Profile {
     pub registered_at: DateTime<Utc>,
     /// When the event that last changed the profile happened.
     pub updated_at: DateTime<Utc>,
+    /// When this service wrote that change: `projected_at - updated_at` is how long the
+    /// event took to get here.
+    pub projected_at: DateTime<Utc>,
 }
 
 /// What one event says a profile now is.
@@ -49,7 +52,8 @@ pub async fn upsert(
             set display_name = excluded.display_name,
                 registered_at = excluded.registered_at,
                 sequence = excluded.sequence,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                projected_at = clock_timestamp()
           where profiles.sequence < excluded.sequence",
     )
     .bind(change.user_id)
@@ -66,7 +70,8 @@ pub async fn upsert(
 /// Reads one profile.
 pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
     sqlx::query_as(
-        "select user_id, display_name, registered_at, updated_at from profiles where user_id = $1",
+        "select user_id, display_name, registered_at, updated_at, projected_at
+         from profiles where user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(db)

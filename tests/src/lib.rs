@@ -26,7 +26,9 @@
 //! - [`smtp_sink`], [`otlp_sink`], [`tcp_proxy`]: the SMTP server, OTLP receiver and
 //!   proxies the tests own;
 //! - [`binaries`], [`process`], [`broker`]: building and running the service binaries,
-//!   and talking to RabbitMQ directly.
+//!   and talking to RabbitMQ directly;
+//! - [`load`]: the load generator (the `load` tool), and [`procfs`]: CPU time and memory
+//!   of processes, for it and the benchmark.
 
 /// Building and locating the service binaries.
 pub mod binaries;
@@ -35,9 +37,11 @@ pub mod broker;
 pub mod burst;
 pub mod effects;
 pub mod eventually;
+pub mod load;
 pub mod otlp_sink;
 /// One running service process.
 pub mod process;
+pub mod procfs;
 pub mod smtp_sink;
 pub mod system;
 pub mod tcp_proxy;

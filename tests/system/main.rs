@@ -16,6 +16,7 @@ mod dashboard;
 mod db_outage;
 mod dead_letter;
 mod idempotency;
+mod load_smoke;
 mod one_trace;
 mod operations;
 mod outbox;

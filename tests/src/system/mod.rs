@@ -215,6 +215,15 @@ impl TestSystem {
         BurstTarget::new(self.processes.base_urls(Service::Registration))
     }
 
+    /// The first instances' base URLs, for the load generator ([`crate::load::run`]).
+    pub fn load_targets(&self) -> crate::load::Targets {
+        crate::load::Targets {
+            registration: self.processes.base_url(Service::Registration, 0),
+            profile: self.processes.base_url(Service::Profile, 0),
+            email: self.processes.base_url(Service::Email, 0),
+        }
+    }
+
     /// Starts a [`BurstPlan::standard`] burst against every registration instance.
     pub fn start_burst(&self) -> Burst {
         Burst::start(self.burst_target(), BurstPlan::standard())

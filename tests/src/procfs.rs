@@ -1,0 +1,88 @@
+//! CPU time and memory of a process, read from Linux's `/proc`.
+//!
+//! The load generator reports what it costs itself (`/proc/self`) and the benchmark what
+//! each service costs (`/proc/<pid>`). Reading `/proc` needs no extra dependency and no
+//! `unsafe` (the workspace forbids it), and it sees every thread of the process, which a
+//! per-thread clock would not.
+
+use std::time::Duration;
+
+/// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`). The kernel fixes it at 100
+/// for user space on every architecture Linux supports in practice; `sysconf` would say
+/// the same but needs `unsafe`.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// A process, `self` or a pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pid {
+    /// The calling process.
+    Current,
+    /// Another process.
+    Of(u32),
+}
+
+impl Pid {
+    fn path(self, file: &str) -> String {
+        match self {
+            Self::Current => format!("/proc/self/{file}"),
+            Self::Of(pid) => format!("/proc/{pid}/{file}"),
+        }
+    }
+}
+
+/// User plus system CPU time the process has used so far, all threads together; `None`
+/// if the process is gone or this is not Linux. Resolution: 10 ms.
+pub fn cpu_time(pid: Pid) -> Option<Duration> {
+    let stat = std::fs::read_to_string(pid.path("stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: count fields
+    // from the last `)`. utime and stime are fields 14 and 15, so 12th and 13th after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (user + system) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
+/// Resident memory of a process, in KiB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss_kib: u64,
+    /// `VmHWM`: the highest resident size so far (the kernel's high-water mark).
+    pub peak_kib: u64,
+}
+
+/// The process's resident memory now and at its peak; `None` if it is gone.
+pub fn memory(pid: Pid) -> Option<Memory> {
+    let status = std::fs::read_to_string(pid.path("status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some(Memory {
+        rss_kib: field("VmRSS:")?,
+        peak_kib: field("VmHWM:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The current process has used some CPU and has some memory.
+    #[test]
+    fn reads_the_current_process() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(cpu_time(Pid::Current).is_some_and(|cpu| cpu > Duration::ZERO));
+        let memory = memory(Pid::Current).expect("this process has a /proc entry");
+        assert!(memory.rss_kib > 0 && memory.peak_kib >= memory.rss_kib);
+    }
+}

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::OnceCell;
 
@@ -22,6 +22,54 @@ async fn build() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps")
         .to_path_buf();
+    cargo_build(&profile_dir, SERVICES).await;
+    profile_dir
+}
+
+/// The three services' binaries, built as a user builds them (on their own, so features
+/// are unified among the services only).
+const SERVICES: &[&str] = &[
+    "--bins",
+    "-p",
+    "registration",
+    "-p",
+    "email",
+    "-p",
+    "profile",
+];
+
+/// For the benchmark: the directory of the running tool (`target/release` for
+/// `cargo run --release --bin bench`), where the three services and the `smtp-sink` and
+/// `otlp-sink` tools are built first, in the same profile.
+pub async fn tools_directory() -> PathBuf {
+    let exe = std::env::current_exe().expect("the tool knows its path");
+    let profile_dir = exe
+        .parent()
+        .expect("tools live in target/<profile>")
+        .to_path_buf();
+    cargo_build(&profile_dir, SERVICES).await;
+    let sinks = [
+        "-p",
+        "system-tests",
+        "--bin",
+        "smtp-sink",
+        "--bin",
+        "otlp-sink",
+    ];
+    cargo_build(&profile_dir, &sinks).await;
+    profile_dir
+}
+
+/// Whether `profile_dir` holds release builds.
+pub fn is_release(profile_dir: &Path) -> bool {
+    profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+}
+
+/// `cargo build <what>` in the profile of `profile_dir`; fails with cargo's output if the
+/// build fails.
+async fn cargo_build(profile_dir: &Path, what: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = tokio::process::Command::new(cargo);
     // cargo test sets CARGO_PKG_*, CARGO_MANIFEST_DIR and friends for the test process;
@@ -35,28 +83,16 @@ async fn build() -> PathBuf {
         }
     }
     command
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "registration",
-            "-p",
-            "email",
-            "-p",
-            "profile",
-        ])
+        .arg("build")
+        .args(what)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
+    if is_release(profile_dir) {
         command.arg("--release");
     }
     let output = command.output().await.expect("cargo runs");
     assert!(
         output.status.success(),
-        "building the service binaries failed:\n{}",
+        "cargo build {what:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    profile_dir
 }

@@ -27,9 +27,10 @@
 //!   proxies the tests own;
 //! - [`binaries`], [`process`], [`broker`]: building and running the service binaries,
 //!   and talking to RabbitMQ directly;
-//! - [`load`]: the load generator (the `load` tool), and [`procfs`]: CPU time and memory
-//!   of processes, for it and the benchmark.
+//! - [`load`]: the load generator (the `load` tool), [`bench`]: the benchmark (the
+//!   `bench` tool), and [`procfs`]: CPU time and memory of processes, for both.
 
+pub mod bench;
 /// Building and locating the service binaries.
 pub mod binaries;
 /// Talking to RabbitMQ directly: raw publishes, queue inspection, cleanup.

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -105,6 +106,20 @@ impl ReceivedSpan {
     }
 }
 
+/// What the server keeps: the spans, or only their number.
+#[derive(Debug)]
+struct Store {
+    /// Every span received, in arrival order (none when `keep` is off). A `watch`
+    /// channel is both the storage and the wake-up, so [`OtlpSink::wait_for`] cannot
+    /// miss an export that lands between its check and its wait.
+    spans: watch::Sender<Vec<ReceivedSpan>>,
+    /// Spans received, kept or not.
+    count: AtomicUsize,
+    /// Whether spans are stored; the `otlp-sink` tool only counts, so that a long
+    /// benchmark neither fills its memory nor pays for copying them.
+    keep: bool,
+}
+
 /// A running OTLP/HTTP sink on `127.0.0.1` and a random free port.
 ///
 /// Dropping it shuts the server down, so each test can own one without any
@@ -113,10 +128,8 @@ impl ReceivedSpan {
 pub struct OtlpSink {
     /// Where the sink listens.
     addr: SocketAddr,
-    /// Every span received, in arrival order. A `watch` channel is both the
-    /// storage and the wake-up, so [`OtlpSink::wait_for`] cannot miss an export
-    /// that lands between its check and its wait.
-    spans: Arc<watch::Sender<Vec<ReceivedSpan>>>,
+    /// What the server received.
+    store: Arc<Store>,
     /// Cancelled on drop; the server shuts down gracefully on it.
     shutdown: CancellationToken,
 }
@@ -137,11 +150,25 @@ impl OtlpSink {
     /// Like [`OtlpSink::start`], on a chosen port of 127.0.0.1 (0 picks a free one); the
     /// `otlp-sink` tool uses 4318 to stand in for Jaeger.
     pub async fn start_on(port: u16) -> io::Result<Self> {
+        Self::start_with(port, true).await
+    }
+
+    /// Like [`OtlpSink::start_on`], counting the spans ([`OtlpSink::span_count`])
+    /// without keeping them: for the `otlp-sink` tool under load.
+    pub async fn start_counting_on(port: u16) -> io::Result<Self> {
+        Self::start_with(port, false).await
+    }
+
+    async fn start_with(port: u16, keep: bool) -> io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
-        let spans = Arc::new(watch::Sender::new(Vec::new()));
+        let store = Arc::new(Store {
+            spans: watch::Sender::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            keep,
+        });
         let shutdown = CancellationToken::new();
-        let server = axum::serve(listener, router(spans.clone()))
+        let server = axum::serve(listener, router(store.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::spawn(async move {
             // axum documents that this future never fails; it ends once
@@ -150,7 +177,7 @@ impl OtlpSink {
         });
         Ok(Self {
             addr,
-            spans,
+            store,
             shutdown,
         })
     }
@@ -170,13 +197,19 @@ impl OtlpSink {
 
     /// A snapshot of every span received so far, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.borrow().clone()
+        self.store.spans.borrow().clone()
+    }
+
+    /// How many spans have been received, whether kept or only counted.
+    pub fn span_count(&self) -> usize {
+        self.store.count.load(Ordering::Relaxed)
     }
 
     /// The spans received so far whose trace id is `trace_id` (hex, compared
     /// without regard to case).
     pub fn spans_in_trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
-        self.spans
+        self.store
+            .spans
             .borrow()
             .iter()
             .filter(|span| span.trace_id.eq_ignore_ascii_case(trace_id))
@@ -197,7 +230,7 @@ impl OtlpSink {
         predicate: impl Fn(&[ReceivedSpan]) -> bool,
         timeout: Duration,
     ) -> Vec<ReceivedSpan> {
-        let mut spans = self.spans.subscribe();
+        let mut spans = self.store.spans.subscribe();
         // The `Ref` inside is dropped at the end of this statement. `wait_for` can
         // only fail if the sender is gone, which cannot happen while `self` holds it.
         let waited = tokio::time::timeout(timeout, spans.wait_for(|spans| predicate(spans)))
@@ -218,13 +251,13 @@ impl Drop for OtlpSink {
 }
 
 /// The sink's routes: traces are recorded, metrics and logs are acknowledged.
-fn router(spans: Arc<watch::Sender<Vec<ReceivedSpan>>>) -> Router {
+fn router(store: Arc<Store>) -> Router {
     Router::new()
         .route("/v1/traces", post(receive_traces))
         .route("/v1/metrics", post(acknowledge))
         .route("/v1/logs", post(acknowledge))
         .layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES))
-        .with_state(spans)
+        .with_state(store)
 }
 
 /// `POST /v1/traces`: decodes the export, records its spans, answers `200`.
@@ -233,7 +266,7 @@ fn router(spans: Arc<watch::Sender<Vec<ReceivedSpan>>>) -> Router {
 /// `400`, with the reason as text, so that a misconfigured exporter (OTLP/JSON,
 /// gzip) shows the cause in its error log instead of silently losing spans.
 async fn receive_traces(
-    State(spans): State<Arc<watch::Sender<Vec<ReceivedSpan>>>>,
+    State(store): State<Arc<Store>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -244,7 +277,10 @@ async fn receive_traces(
     match ExportTraceServiceRequest::decode(body) {
         Ok(request) => {
             let received = flatten(&request);
-            spans.send_modify(|all| all.extend(received));
+            store.count.fetch_add(received.len(), Ordering::Relaxed);
+            if store.keep {
+                store.spans.send_modify(|all| all.extend(received));
+            }
             protobuf(ExportTraceServiceResponse::default().encode_to_vec())
         }
         Err(error) => {

@@ -79,6 +79,11 @@ impl ServiceProcess {
         self.port
     }
 
+    /// The process id, while it runs: for reading its CPU time and memory in `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

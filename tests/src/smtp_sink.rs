@@ -33,7 +33,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -199,6 +199,11 @@ struct State {
     /// the storage and the wake-up, so [`SmtpSink::wait_for`] can never miss a
     /// message that arrives between its check and its wait.
     mailbox: watch::Sender<Vec<ReceivedMail>>,
+    /// Messages accepted, stored or not.
+    received: AtomicUsize,
+    /// Whether accepted messages are stored; the `smtp-sink` tool's `--quiet` mode only
+    /// counts them, so that a benchmark neither fills its memory nor copies them.
+    keep: bool,
     /// Whether sessions are served (`true`) or answered with `421` (`false`).
     /// An atomic is enough: it is a single flag read independently by each session.
     accepting: AtomicBool,
@@ -285,7 +290,10 @@ impl State {
 
     /// Stores a message and wakes every [`SmtpSink::wait_for`].
     fn store(&self, mail: ReceivedMail) {
-        self.mailbox.send_modify(|mailbox| mailbox.push(mail));
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if self.keep {
+            self.mailbox.send_modify(|mailbox| mailbox.push(mail));
+        }
     }
 }
 
@@ -304,10 +312,22 @@ impl SmtpSink {
 
     /// Like [`SmtpSink::start`], on a chosen port of 127.0.0.1 (0 picks a free one).
     pub async fn start_on(port: u16) -> io::Result<Self> {
+        Self::start_with(port, true).await
+    }
+
+    /// Like [`SmtpSink::start_on`], counting the messages ([`SmtpSink::received`])
+    /// without keeping them: for the `smtp-sink` tool under load.
+    pub async fn start_counting_on(port: u16) -> io::Result<Self> {
+        Self::start_with(port, false).await
+    }
+
+    async fn start_with(port: u16, keep: bool) -> io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             mailbox: watch::Sender::new(Vec::new()),
+            received: AtomicUsize::new(0),
+            keep,
             accepting: AtomicBool::new(true),
             recipients: Mutex::new(Recipients::default()),
         });
@@ -334,6 +354,11 @@ impl SmtpSink {
     /// `AsyncSmtpTransport::from_url` or a service's configuration.
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// How many messages have been accepted, whether kept or only counted.
+    pub fn received(&self) -> usize {
+        self.state.received.load(Ordering::Relaxed)
     }
 
     /// A snapshot of every message accepted so far, in arrival order.

@@ -13,7 +13,7 @@ use super::{options::Service, topology::Topology};
 
 /// Deletes `topology`'s queues and exchange and drops its databases, blocking until done.
 /// The processes must be gone first, or a consumer would re-declare its queues.
-pub(super) fn remove_everything(topology: Topology) {
+pub(crate) fn remove_everything(topology: Topology) {
     let cleanup = std::thread::spawn(move || {
         if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -15,7 +15,7 @@
 //! - `cleanup`: removing queues and databases when the system is dropped.
 
 mod api;
-mod cleanup;
+pub(crate) mod cleanup;
 mod ops;
 mod options;
 mod processes;

@@ -1,0 +1,216 @@
+//! The benchmark's output for people: the raw limits with the derivation, then one table
+//! per concern (throughput, latency, CPU per sign-up, memory), a row per phase.
+
+use std::fmt::Write as _;
+
+use super::{BenchReport, RawLimits, ServicesResult, phases::Phase, smtp};
+use crate::load::Latency;
+
+/// The processes in column order.
+const PROCESSES: [&str; 6] = [
+    "registration",
+    "email",
+    "profile",
+    "smtp-sink",
+    "otlp-sink",
+    "load generator",
+];
+
+/// The whole report as text.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    if let Some(raw) = &report.raw {
+        raw_limits(&mut out, raw);
+    }
+    if let Some(services) = &report.services {
+        services_tables(&mut out, services, report.raw.as_ref());
+    }
+    out
+}
+
+fn raw_limits(out: &mut String, raw: &RawLimits) {
+    let _ = writeln!(
+        out,
+        "== Raw limits on this machine (lapin, sqlx, lettre) =="
+    );
+    let _ = writeln!(
+        out,
+        "RabbitMQ: persistent mandatory publish with confirm → topic exchange → 2 quorum queues, each consumed with manual acks (prefetch 100)"
+    );
+    for rate in &raw.amqp {
+        let _ = writeln!(
+            out,
+            "  {:>3} in flight: {:>8.0} messages/s fully consumed ({} messages)",
+            rate.in_flight, rate.per_second, rate.messages
+        );
+    }
+    let _ = writeln!(
+        out,
+        "PostgreSQL: transactions of two inserts (user + outbox row)"
+    );
+    for rate in &raw.postgres {
+        let _ = writeln!(
+            out,
+            "  {:>3} clients:   {:>8.0} transactions/s ({} committed)",
+            rate.clients, rate.per_second, rate.transactions
+        );
+    }
+    let concurrency = smtp::CONCURRENCY;
+    let _ = writeln!(
+        out,
+        "SMTP sink: lettre pooled transport, {concurrency} at once: {:.0} mails/s ({}); over TCP_NODELAY connections: {:.0} mails/s ({})",
+        raw.smtp.pooled_per_second,
+        raw.smtp.pooled_mails,
+        raw.smtp.nodelay_per_second,
+        raw.smtp.nodelay_mails
+    );
+    let _ = writeln!(
+        out,
+        "Limit: a sign-up = 3 DB transactions + 1 confirmed publish delivered to 2 queues + 1 SMTP transaction;\n\
+         on 2 shared cores their costs add: 1 / (3/{:.0} + 1/{:.0} + 1/{:.0}) = {:.0} sign-ups/s\n\
+         (best rate of each; optimistic: the relay's and the mailer's status updates, HTTP and the services' own work come on top)\n",
+        raw.best_pg_per_second, raw.best_amqp_per_second, raw.best_smtp_per_second, raw.limit
+    );
+}
+
+fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&RawLimits>) {
+    let build = if services.release {
+        "release"
+    } else {
+        "NOT release: figures meaningless"
+    };
+    let _ = writeln!(
+        out,
+        "== Services ({build} binaries, default settings, trace export on) =="
+    );
+    let limit = raw.map_or_else(
+        || "not measured".to_owned(),
+        |raw| format!("{:.0}/s", raw.limit),
+    );
+    let _ = writeln!(
+        out,
+        "{:<11} {:>9} {:>8} {:>13} {:>9}  complete",
+        "phase", "offered", "POST/s", "end-to-end/s", "of limit"
+    );
+    for phase in &services.phases {
+        let report = &phase.report;
+        let ratio = phase
+            .ratio_to_limit
+            .map_or_else(|| "-".to_owned(), |ratio| format!("{:.0} %", ratio * 100.0));
+        let mut complete = format!("{}/{}", report.completed, report.sent);
+        if phase.offered.is_some() && !phase.kept_up {
+            complete.push_str(" — cannot keep up with the offered rate");
+        }
+        if report.timed_out {
+            complete.push_str(" (completion timeout)");
+        }
+        let _ = writeln!(
+            out,
+            "{:<11} {:>9} {:>8.0} {:>13.0} {:>9}  {complete}",
+            phase.name,
+            offered(phase),
+            report.post_per_second,
+            report.end_to_end_per_second,
+            ratio
+        );
+    }
+    let _ = writeln!(out, "(limit from the raw measurements: {limit})\n");
+
+    let _ = writeln!(
+        out,
+        "{:<16} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "phase", "p50", "p90", "p99", "p99.9", "max"
+    );
+    type Pick = fn(&Phase) -> Latency;
+    let latencies: [(&str, Pick); 3] = [
+        ("POST → 201", |phase| phase.report.post),
+        ("POST → profile", |phase| phase.report.profile),
+        ("POST → mail sent", |phase| phase.report.mail),
+    ];
+    for (label, pick) in latencies {
+        for (row, phase) in services.phases.iter().enumerate() {
+            let latency = pick(phase);
+            let _ = writeln!(
+                out,
+                "{:<16} {:<11} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                if row == 0 { label } else { "" },
+                phase.name,
+                latency.p50_ms,
+                latency.p90_ms,
+                latency.p99_ms,
+                latency.p999_ms,
+                latency.max_ms
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nCPU ms per completed sign-up (user + system; the services' figures include the generator's completion polls, about one GET per sign-up on email and on profile)"
+    );
+    let _ = write!(out, "{:<11}", "phase");
+    for name in PROCESSES {
+        let _ = write!(out, " {name:>14}");
+    }
+    let _ = writeln!(out, " {:>14}", "3 services");
+    for phase in &services.phases {
+        let _ = write!(out, "{:<11}", phase.name);
+        for name in PROCESSES {
+            let cpu = phase.cpu_per_signup(name).unwrap_or_default();
+            let _ = write!(out, " {cpu:>14.3}");
+        }
+        let total: f64 = PROCESSES[..3]
+            .iter()
+            .filter_map(|name| phase.cpu_per_signup(name))
+            .sum();
+        let _ = writeln!(out, " {total:>14.3}");
+    }
+
+    let _ = writeln!(
+        out,
+        "\nresident memory (MiB): idle, then the peak of each phase"
+    );
+    let _ = write!(out, "{:<16}", "");
+    for name in &PROCESSES[..5] {
+        let _ = write!(out, " {name:>13}");
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "{:<16}", "idle");
+    for name in &PROCESSES[..5] {
+        let rss = services
+            .idle_rss_mib
+            .iter()
+            .find(|(process, _)| process == name)
+            .map_or(0.0, |(_, rss)| *rss);
+        let _ = write!(out, " {rss:>13.1}");
+    }
+    let _ = writeln!(out);
+    for phase in &services.phases {
+        let _ = write!(out, "{:<16}", format!("peak {}", phase.name));
+        for name in &PROCESSES[..5] {
+            let rss = phase
+                .usage
+                .iter()
+                .find(|usage| usage.name == *name)
+                .map_or(0.0, |usage| usage.peak_rss_mib);
+            let _ = write!(out, " {rss:>13.1}");
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "\nthe load generator's own cost (this process)");
+    for phase in &services.phases {
+        let cost = phase.report.generator;
+        let _ = writeln!(
+            out,
+            "  {:<11} {:>6.0} µs CPU per sign-up, {:>5.0} µs per HTTP request ({} requests)",
+            phase.name, cost.cpu_us_per_signup, cost.cpu_us_per_request, cost.http_requests
+        );
+    }
+}
+
+fn offered(phase: &Phase) -> String {
+    phase
+        .offered
+        .map_or_else(|| "max".to_owned(), |rate| format!("{rate:.0}/s"))
+}

@@ -104,6 +104,13 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
         if report.timed_out {
             complete.push_str(" (completion timeout)");
         }
+        if report.schedule_lag_max_ms > 100.0 {
+            let _ = write!(
+                complete,
+                "; POSTs started up to {:.0} ms late ({} in flight at most)",
+                report.schedule_lag_max_ms, report.concurrency
+            );
+        }
         let _ = writeln!(
             out,
             "{:<11} {:>9} {:>8.0} {:>13.0} {:>9}  {complete}",

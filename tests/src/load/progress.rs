@@ -3,7 +3,9 @@
 //! indicatif draws nothing when stderr is not a terminal, so piping the output stays
 //! clean.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// The bars of one run.
 #[derive(Debug, Clone)]
@@ -24,10 +26,10 @@ impl Bars {
     pub(super) fn sending(&self, phase: &str, expected: Option<usize>) -> ProgressBar {
         let bar = match expected {
             Some(count) => ProgressBar::new(count as u64).with_style(style(
-                "{prefix:>22} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec}",
+                "{prefix:>22} [{elapsed_precise}] {wide_bar} {pos}/{len} {rate}",
             )),
             None => ProgressBar::new_spinner().with_style(style(
-                "{prefix:>22} [{elapsed_precise}] {spinner} {pos} sent {per_sec}",
+                "{prefix:>22} [{elapsed_precise}] {spinner} {pos} sent {rate}",
             )),
         };
         self.0.add(bar.with_prefix(format!("{phase}: POST /users")))
@@ -37,12 +39,24 @@ impl Bars {
     /// sign-up.
     pub(super) fn completing(&self, phase: &str) -> ProgressBar {
         let bar = ProgressBar::new(0).with_style(style(
-            "{prefix:>22} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec}",
+            "{prefix:>22} [{elapsed_precise}] {wide_bar} {pos}/{len} {rate}",
         ));
         self.0.add(bar.with_prefix(format!("{phase}: complete")))
     }
 }
 
+/// `template` with a `{rate}` key: the average rate since the bar started, in whole
+/// units per second (indicatif's `{per_sec}` is a recent estimate with four decimals).
 fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
+            let seconds = state.elapsed().as_secs_f64();
+            let rate = if seconds > 0.0 {
+                state.pos() as f64 / seconds
+            } else {
+                0.0
+            };
+            let _ = write!(out, "{rate:.0}/s");
+        })
 }

@@ -58,7 +58,8 @@ pub struct MailSettings {
 /// Builds the service: the SMTP client (connecting lazily, so the service starts while
 /// the SMTP server is down), then the skeleton with the welcome handler and its routes.
 pub async fn build(config: Config) -> anyhow::Result<App> {
-    let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from)?;
+    let connections = usize::from(config.consumer.settings.prefetch);
+    let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from, connections)?;
     let app = SERVICE
         .build::<UserRegisteredV1, _, _>(&config, |db| {
             (WelcomeHandler::new(db.clone(), mailer), http::router(db))

@@ -50,6 +50,10 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Run the registration, email and profile binaries in this folder instead of the
+    /// workspace's release build, e.g. a copy of an earlier build to compare with.
+    #[arg(long)]
+    service_binaries: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         plan.complete_timeout = Duration::from_secs(secs);
     }
     plan.progress = !args.no_progress;
+    plan.service_binaries = args.service_binaries;
     let report = bench::run(&plan).await?;
     println!("{}", bench::render(&report));
     println!("{}", report.summary_line());

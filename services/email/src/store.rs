@@ -31,26 +31,30 @@ pub struct WelcomeMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// Records the mail as pending, in the inbox transaction.
-pub async fn insert_pending(
-    tx: &mut PgConnection,
+/// Records the event in the inbox and the mail as pending, in one statement (atomic on its
+/// own, one round trip). Returns `false` for a redelivered event: the inbox had it, and
+/// nothing was written.
+pub async fn insert_pending_once(
+    db: &PgPool,
+    event_type: &str,
     user_id: Uuid,
     mail: &OutgoingMail,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(service_kit::once_per_event!(
         "insert into welcome_mails (event_id, user_id, recipient, subject, body, message_id)
-         values ($1, $2, $3, $4, $5, $6)",
-    )
+         select $1, $3, $4, $5, $6, $7 from first_time"
+    ))
     .bind(mail.event_id)
+    .bind(event_type)
     .bind(user_id)
     .bind(&mail.recipient)
     .bind(&mail.subject)
     .bind(&mail.body)
     .bind(mail.message_id())
-    .execute(tx)
-    .instrument(db_span!("INSERT", "welcome_mails"))
+    .execute(db)
+    .instrument(db_span!("INSERT", "inbox"))
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Locks the mail's row for the duration of the caller's transaction and returns it if it

@@ -1,6 +1,6 @@
 //! The `user.registered.v1` handler: one welcome mail per event, sent once.
 //!
-//! 1. In one transaction: record the event in the inbox and the mail as `pending`. A
+//! 1. In one statement: record the event in the inbox and the mail as `pending`. A
 //!    redelivered event finds its inbox row and skips this step.
 //! 2. In a second transaction: lock the pending row, send it over SMTP, mark it `sent`.
 //!    A row already `sent` means there is nothing to do.
@@ -73,14 +73,11 @@ impl WelcomeHandler {
 
     /// Step 1: inbox + pending mail, atomically, once per event.
     async fn accept(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), WelcomeError> {
-        let mut tx = self.db.begin().await?;
-        if service_kit::inbox::record_once(&mut tx, event.id, UserRegisteredV1::TYPE).await? {
-            let mail = OutgoingMail::welcome(event.id, &event.data.email, &event.data.display_name);
-            store::insert_pending(&mut tx, event.data.user_id, &mail).await?;
-        } else {
+        let mail = OutgoingMail::welcome(event.id, &event.data.email, &event.data.display_name);
+        let user_id = event.data.user_id;
+        if !store::insert_pending_once(&self.db, UserRegisteredV1::TYPE, user_id, &mail).await? {
             tracing::info!(event_id = %event.id, "event already accepted");
         }
-        tx.commit().await?;
         Ok(())
     }
 

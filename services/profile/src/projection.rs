@@ -1,10 +1,10 @@
-//! The `user.registered.v1` handler: inbox row and profile row in one transaction.
+//! The `user.registered.v1` handler: inbox row and profile row in one statement.
 
 use events::{Envelope, Event, UserRegisteredV1};
 use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use sqlx::PgPool;
 
-use crate::store;
+use crate::store::{self, Applied};
 
 /// Projects registrations into profiles.
 #[derive(Debug, Clone)]
@@ -37,11 +37,6 @@ impl Handler<UserRegisteredV1> for ProfileProjection {
 
 impl ProfileProjection {
     async fn project(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        if !service_kit::inbox::record_once(&mut tx, event.id, UserRegisteredV1::TYPE).await? {
-            tracing::info!(event_id = %event.id, "event already applied");
-            return Ok(());
-        }
         let change = store::ProfileChange {
             user_id: event.data.user_id,
             display_name: &event.data.display_name,
@@ -49,12 +44,14 @@ impl ProfileProjection {
             sequence: event.sequence,
             changed_at: event.time,
         };
-        let written = store::upsert(&mut tx, &change).await?;
-        tx.commit().await?;
-        if written {
-            metrics::counter!("profiles_created_total").increment(1);
-        } else {
-            tracing::info!(event_id = %event.id, sequence = event.sequence, "stale event ignored");
+        match store::apply_once(&self.db, event.id, UserRegisteredV1::TYPE, &change).await? {
+            Applied::Written => metrics::counter!("profiles_created_total").increment(1),
+            Applied::Stale => {
+                tracing::info!(event_id = %event.id, sequence = event.sequence, "stale event ignored");
+            }
+            Applied::AlreadyApplied => {
+                tracing::info!(event_id = %event.id, "event already applied");
+            }
         }
         Ok(())
     }

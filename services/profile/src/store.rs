@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use service_kit::db_span;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -39,32 +39,55 @@ pub struct ProfileChange<'a> {
     pub changed_at: DateTime<Utc>,
 }
 
-/// Writes the profile unless a newer event (higher `sequence`) already did: last writer
-/// by sequence wins, whatever order the broker delivers in.
-pub async fn upsert(
-    tx: &mut PgConnection,
+/// What applying one event did to the read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The profile was written.
+    Written,
+    /// A newer event (higher `sequence`) had already written the profile: this one changes
+    /// nothing, whatever order the broker delivered them in.
+    Stale,
+    /// The inbox already had the event: a redelivery, nothing to do.
+    AlreadyApplied,
+}
+
+/// Records the event in the inbox and writes the profile unless a newer event already
+/// did (last writer by sequence wins), in one statement: atomic on its own, one round trip.
+pub async fn apply_once(
+    db: &PgPool,
+    event_id: Uuid,
+    event_type: &str,
     change: &ProfileChange<'_>,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "insert into profiles (user_id, display_name, registered_at, sequence, updated_at)
-         values ($1, $2, $3, $4, $5)
-         on conflict (user_id) do update
-            set display_name = excluded.display_name,
-                registered_at = excluded.registered_at,
-                sequence = excluded.sequence,
-                updated_at = excluded.updated_at,
-                projected_at = clock_timestamp()
-          where profiles.sequence < excluded.sequence",
-    )
+) -> Result<Applied, sqlx::Error> {
+    let (first_time, written): (bool, bool) = sqlx::query_as(service_kit::once_per_event!(
+        ", written as (
+             insert into profiles (user_id, display_name, registered_at, sequence, updated_at)
+             select $3, $4, $5, $6, $7 from first_time
+             on conflict (user_id) do update
+                set display_name = excluded.display_name,
+                    registered_at = excluded.registered_at,
+                    sequence = excluded.sequence,
+                    updated_at = excluded.updated_at,
+                    projected_at = clock_timestamp()
+              where profiles.sequence < excluded.sequence
+             returning user_id)
+         select exists (select 1 from first_time), exists (select 1 from written)"
+    ))
+    .bind(event_id)
+    .bind(event_type)
     .bind(change.user_id)
     .bind(change.display_name)
     .bind(change.registered_at)
     .bind(i64::try_from(change.sequence).unwrap_or(i64::MAX))
     .bind(change.changed_at)
-    .execute(tx)
-    .instrument(db_span!("INSERT", "profiles"))
+    .fetch_one(db)
+    .instrument(db_span!("INSERT", "inbox"))
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(match (first_time, written) {
+        (false, _) => Applied::AlreadyApplied,
+        (true, true) => Applied::Written,
+        (true, false) => Applied::Stale,
+    })
 }
 
 /// Reads one profile.

@@ -1,14 +1,14 @@
-//! The inbox: "have I handled this event already?", answered inside the transaction of the
-//! event's effect. Every consuming service has the same `inbox` table; it is defined once,
-//! here, and added to each service's own migrations by [`with_inbox_migration`].
+//! The inbox: "have I handled this event already?", answered in the same statement as the
+//! event's effect ([`once_per_event!`](crate::once_per_event)). Every consuming service has
+//! the same `inbox` table; it is defined once, here, and added to each service's own
+//! migrations by [`with_inbox_migration`].
 
 use std::borrow::Cow;
 
 use sqlx::{
-    PgConnection, SqlSafeStr,
+    SqlSafeStr,
     migrate::{Migration, MigrationType, Migrator},
 };
-use uuid::Uuid;
 
 /// The version the inbox migration takes; a consuming service numbers its own from 2.
 const INBOX_VERSION: i64 = 1;
@@ -30,27 +30,30 @@ pub fn with_inbox_migration(service_migrations: &Migrator) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// Records that `event_id` is being handled, inside the caller's transaction.
+/// An effect statement that runs only the first time an event arrives, with the inbox
+/// insert as a data-modifying CTE named `first_time` in front of it:
 ///
-/// Returns `true` the first time and `false` if the event was already recorded. Because the
-/// insert shares the transaction of the effect, either both are committed or neither: a
-/// redelivered event finds its id and changes nothing, and a crash before commit leaves no
-/// trace, so the redelivery does the work. Two deliveries of the same event at once are
-/// serialised by the primary key: the second insert waits for the first transaction and
-/// then finds the row.
-pub async fn record_once(
-    tx: &mut PgConnection,
-    event_id: Uuid,
-    event_type: &str,
-) -> Result<bool, sqlx::Error> {
-    use tracing::Instrument;
-    let result = sqlx::query(
-        "insert into inbox (event_id, event_type) values ($1, $2) on conflict (event_id) do nothing",
-    )
-    .bind(event_id)
-    .bind(event_type)
-    .execute(tx)
-    .instrument(crate::db_span!("INSERT", "inbox"))
-    .await?;
-    Ok(result.rows_affected() == 1)
+/// ```text
+/// once_per_event!("insert into profiles (...) select $3, $4 from first_time")
+/// ```
+///
+/// `$1` is the event id and `$2` its type; the effect selects `from first_time`, which has
+/// a row only when the inbox insert did. A redelivered event finds its id, `first_time` is
+/// empty, and the effect writes nothing. Two deliveries of one event at once are
+/// serialised by the inbox's primary key: the second waits for the first statement to
+/// commit, then finds the row.
+///
+/// Why one statement rather than a transaction around two: a single statement is atomic on
+/// its own, so the inbox row and the effect are committed together or not at all, and it
+/// costs one round trip to the database instead of four (BEGIN, inbox, effect, COMMIT).
+/// A macro so that the SQL stays one compile-time string.
+#[macro_export]
+macro_rules! once_per_event {
+    ($effect:literal) => {
+        concat!(
+            "with first_time as (insert into inbox (event_id, event_type) values ($1, $2) ",
+            "on conflict (event_id) do nothing returning event_id) ",
+            $effect
+        )
+    };
 }

@@ -20,7 +20,7 @@ pub mod db_span;
 pub mod error_body;
 /// One error type for every handler, mapped to a status in one place.
 pub mod http_error;
-/// The inbox: "have I handled this event already?", inside the effect's transaction.
+/// The inbox: "have I handled this event already?", in the effect's own statement.
 pub mod inbox;
 /// `Json<T>`: a body extractor whose rejections are [`error_body::ErrorBody`] 4xx answers.
 pub mod json;

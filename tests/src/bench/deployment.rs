@@ -51,9 +51,14 @@ pub(super) struct Deployment {
 }
 
 impl Deployment {
-    /// Starts the sinks and the services from the binaries in `binaries`, logging to
-    /// `log_dir`, and waits until every service is ready.
-    pub(super) async fn start(binaries: &Path, log_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts the sinks from the binaries in `tools` and the services from those in
+    /// `services` (usually the same folder), logging to `log_dir`, and waits until every
+    /// service is ready.
+    pub(super) async fn start(
+        tools: &Path,
+        services: &Path,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let topology = Topology::new(RETRY);
         let mut deployment = Self {
@@ -64,15 +69,15 @@ impl Deployment {
         };
         let smtp_port = free_port();
         let otlp_port = free_port();
-        deployment.sink(binaries, "smtp-sink", smtp_port, &["--quiet"])?;
-        deployment.sink(binaries, "otlp-sink", otlp_port, &[])?;
+        deployment.sink(tools, "smtp-sink", smtp_port, &["--quiet"])?;
+        deployment.sink(tools, "otlp-sink", otlp_port, &[])?;
         for port in [smtp_port, otlp_port] {
             wait_for_port(port).await?;
         }
         for service in Service::ALL {
             let env = deployment.environment(service, smtp_port, otlp_port);
             let log = log_dir.join(format!("{}.log", service.name()));
-            let binary = binaries.join(service.name());
+            let binary = services.join(service.name());
             let process =
                 ServiceProcess::spawn_logging_to(&binary, service.name(), free_port(), &env, log)
                     .with_context(|| format!("starting {}", binary.display()))?;

@@ -82,6 +82,9 @@ pub struct BenchPlan {
     pub complete_timeout: Duration,
     /// Progress bars on stderr.
     pub progress: bool,
+    /// Run the service binaries in this folder instead of building the workspace's: the
+    /// way to compare two builds (say, before and after a change) with the same tools.
+    pub service_binaries: Option<std::path::PathBuf>,
 }
 
 impl BenchPlan {
@@ -103,6 +106,7 @@ impl BenchPlan {
             fixed_rate: 1_000.0,
             complete_timeout: Duration::from_secs(60),
             progress: true,
+            service_binaries: None,
         }
     }
 

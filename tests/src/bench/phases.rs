@@ -63,13 +63,14 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
         "building the release binaries (cargo build --release --bins -p registration -p email -p profile)…"
     );
     let directory = binaries::tools_directory().await;
+    let services = plan.service_binaries.clone().unwrap_or_else(|| directory.clone());
     let release = binaries::is_release(&directory);
     if !release {
         eprintln!("warning: not a release build; run with `cargo run --release`");
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let log_dir = directory.join("bench-logs").join(&run_id[..10]);
-    let deployment = Deployment::start(&directory, &log_dir).await?;
+    let deployment = Deployment::start(&directory, &services, &log_dir).await?;
     eprintln!(
         "services ready (logs in {}); idle for 2 s",
         deployment.log_dir().display()

@@ -82,11 +82,13 @@ pub async fn lock_pending(
 
 /// Marks the mail sent.
 pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update welcome_mails set status = 'sent', sent_at = clock_timestamp() where event_id = $1")
-        .bind(event_id)
-        .execute(tx)
-        .instrument(db_span!("UPDATE", "welcome_mails"))
-        .await?;
+    sqlx::query(
+        "update welcome_mails set status = 'sent', sent_at = clock_timestamp() where event_id = $1",
+    )
+    .bind(event_id)
+    .execute(tx)
+    .instrument(db_span!("UPDATE", "welcome_mails"))
+    .await?;
     Ok(())
 }
 

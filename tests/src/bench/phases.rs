@@ -63,7 +63,10 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
         "building the release binaries (cargo build --release --bins -p registration -p email -p profile)…"
     );
     let directory = binaries::tools_directory().await;
-    let services = plan.service_binaries.clone().unwrap_or_else(|| directory.clone());
+    let services = plan
+        .service_binaries
+        .clone()
+        .unwrap_or_else(|| directory.clone());
     let release = binaries::is_release(&directory);
     if !release {
         eprintln!("warning: not a release build; run with `cargo run --release`");

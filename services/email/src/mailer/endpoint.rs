@@ -101,7 +101,9 @@ impl SmtpEndpoint {
     pub(super) async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
         tokio::time::timeout(CONNECT_TIMEOUT, self.open())
             .await
-            .map_err(|_| MailError::Transient("timed out connecting to the SMTP server".to_owned()))?
+            .map_err(|_| {
+                MailError::Transient("timed out connecting to the SMTP server".to_owned())
+            })?
     }
 
     async fn open(&self) -> Result<AsyncSmtpConnection, MailError> {
@@ -173,7 +175,10 @@ mod tests {
             .expect("valid");
         assert_eq!(
             endpoint.credentials,
-            Some(Credentials::new("ada@example.org".to_owned(), "p+ss".to_owned()))
+            Some(Credentials::new(
+                "ada@example.org".to_owned(),
+                "p+ss".to_owned()
+            ))
         );
     }
 

@@ -10,6 +10,13 @@ const OUTAGE: Duration = Duration::from_secs(1);
 /// six attempts) must outlast the outage with room to spare for a busy machine.
 const RETRY_MAX_ATTEMPTS: u32 = 6;
 
+/// How long a handler waits for a database connection (`DATABASE_ACQUIRE_TIMEOUT_MS`).
+/// Well under the outage, so that every delivery arriving during a consumer's cut fails
+/// and is retried, rather than waiting the outage out (the default 5 s would hide it):
+/// the retries the test asserts then do not hang on a query being in flight at the very
+/// moment of the cut.
+const ACQUIRE_TIMEOUT_MS: u64 = 250;
+
 /// Each service's database connections are cut during a burst, one service after the
 /// other, each for a second: registration's (sign-ups answer 503 and are retried with
 /// their `Idempotency-Key`; the relay waits for the next sweep), then email's (handlers
@@ -22,6 +29,10 @@ async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplic
     let options = Options {
         proxy_postgres: true,
         retry_max_attempts: Some(RETRY_MAX_ATTEMPTS),
+        extra_env: vec![(
+            "DATABASE_ACQUIRE_TIMEOUT_MS".to_owned(),
+            ACQUIRE_TIMEOUT_MS.to_string(),
+        )],
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;
@@ -51,7 +62,8 @@ async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplic
     );
     // Each consumer's cut comes while the burst still has a quarter or more of its
     // sign-ups to make, paced over seconds, so its events keep arriving during the cut;
-    // a handler's first query then fails and the delivery goes to a delay queue.
+    // a handler then gets no connection within the acquire timeout and the delivery goes
+    // to a delay queue.
     for service in [Service::Email, Service::Profile] {
         let queue = format!("{}.user-registered", service.name());
         let series = |outcome: &str| {

@@ -3,11 +3,7 @@
 
 use anyhow::Context;
 use messaging::{connection::BrokerStatus, topology::Topology};
-use service_kit::{
-    app::App,
-    ops_http::Readiness,
-    postgres::{self, PoolSettings},
-};
+use service_kit::{app::App, ops_http::Readiness, postgres};
 
 use crate::{
     config::{Config, IDENTITY},
@@ -22,10 +18,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// the upkeep tasks. Fails if the address is taken or the database cannot be made ready.
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let app = App::bind(IDENTITY.name, &config.service).await?;
-    let settings = PoolSettings {
-        max_connections: config.database_max_connections,
-        ..PoolSettings::default()
-    };
+    let settings = config
+        .service
+        .pool_settings(config.database_max_connections);
     let db = postgres::connect(&config.service.database_url, &MIGRATOR, settings)
         .await
         .context("cannot prepare the registration database")?;

@@ -1,8 +1,10 @@
 //! The settings every service shares, and parsing them with the service's own defaults.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
+
+use crate::postgres::PoolSettings;
 
 /// Who a service is: the name of its binary, database and `service.name`, what it does
 /// (for `--help`), and the port it listens on by default.
@@ -40,6 +42,12 @@ pub struct ServiceArgs {
     /// This service's own database; created if missing, migrated at start.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// How long a request or a handler waits for a database connection, in milliseconds.
+    /// While the database is unreachable the pool keeps trying to connect for this long
+    /// before the caller gets an error (a 503, or a retried delivery), so it is also how
+    /// long a short outage stays invisible to callers.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    pub database_acquire_timeout_ms: u64,
     /// The RabbitMQ broker.
     #[arg(
         long,
@@ -53,6 +61,17 @@ pub struct ServiceArgs {
     /// How long shutdown waits for in-flight work before giving up, in seconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+}
+
+impl ServiceArgs {
+    /// The database pool's settings: `max_connections` is the service's own choice (it
+    /// bounds its concurrent database work), the acquire timeout is configured.
+    pub fn pool_settings(&self, max_connections: u32) -> PoolSettings {
+        PoolSettings {
+            max_connections,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+        }
+    }
 }
 
 /// Parses the command line and environment into `C` (which flattens [`ServiceArgs`]),

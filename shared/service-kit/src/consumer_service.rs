@@ -24,7 +24,7 @@ use crate::{
     config::{self, ServiceArgs, ServiceIdentity},
     inbox,
     ops_http::Readiness,
-    postgres::{self, PoolSettings},
+    postgres,
 };
 
 /// What tells one consuming service from another, besides its code.
@@ -92,11 +92,8 @@ impl ConsumerService {
     {
         let (service, settings) = (&config.service, &config.consumer.settings);
         let app = App::bind(self.identity.name, service).await?;
-        let pool = PoolSettings {
-            // One connection per in-flight message, plus a few for HTTP reads.
-            max_connections: u32::from(settings.prefetch) + 4,
-            ..PoolSettings::default()
-        };
+        // One connection per in-flight message, plus a few for HTTP reads.
+        let pool = service.pool_settings(u32::from(settings.prefetch) + 4);
         let migrator = inbox::with_inbox_migration(self.migrator);
         let db = postgres::connect(&service.database_url, &migrator, pool).await?;
         let (handler, routes) = parts(db.clone());

@@ -30,15 +30,6 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
 /// Makes the service's database ready: creates it if missing, opens the pool and applies
 /// the embedded migrations. Retries with backoff for about half a minute, because in
 /// `docker compose up` the database may still be starting.

@@ -62,7 +62,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from, connections)?;
     let app = SERVICE
         .build::<UserRegisteredV1, _, _>(&config, |db| {
-            (WelcomeHandler::new(db.clone(), mailer), http::router(db))
+            let handler = WelcomeHandler::new(db.clone(), mailer, connections);
+            (handler, http::router(db))
         })
         .await?;
     Ok(app)

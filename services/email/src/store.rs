@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use service_kit::db_span;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, postgres::PgArguments};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -31,64 +31,120 @@ pub struct WelcomeMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// Records the event in the inbox and the mail as pending, in one statement (atomic on its
-/// own, one round trip). Returns `false` for a redelivered event: the inbox had it, and
-/// nothing was written.
-pub async fn insert_pending_once(
-    db: &PgPool,
-    event_type: &str,
-    user_id: Uuid,
-    mail: &OutgoingMail,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(service_kit::once_per_event!(
-        "insert into welcome_mails (event_id, user_id, recipient, subject, body, message_id)
-         select $1, $3, $4, $5, $6, $7 from first_time"
-    ))
-    .bind(mail.event_id)
-    .bind(event_type)
-    .bind(user_id)
-    .bind(&mail.recipient)
-    .bind(&mail.subject)
-    .bind(&mail.body)
-    .bind(mail.message_id())
-    .execute(db)
-    .instrument(db_span!("INSERT", "inbox"))
-    .await?;
-    Ok(result.rows_affected() == 1)
+/// A welcome mail about to be written, with the user it is for.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    /// The new user.
+    pub user_id: Uuid,
+    /// The mail; its `event_id` is the inbox key.
+    pub mail: OutgoingMail,
 }
 
-/// Locks the mail's row for the duration of the caller's transaction and returns it if it
-/// still needs sending. The lock makes two concurrent deliveries of one event take turns:
-/// the second finds the row already `sent`.
+/// The batch's columns as arrays, in the order the statements below unnest them:
+/// `$2` event ids, `$3` users, `$4` recipients, `$5` subjects, `$6` bodies, `$7` Message-IDs.
+fn bind_mails<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    mails: &[NewMail],
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    fn column<T>(mails: &[NewMail], field: impl Fn(&NewMail) -> T) -> Vec<T> {
+        mails.iter().map(field).collect()
+    }
+    query
+        .bind(column(mails, |new| new.mail.event_id))
+        .bind(column(mails, |new| new.user_id))
+        .bind(column(mails, |new| new.mail.recipient.clone()))
+        .bind(column(mails, |new| new.mail.subject.clone()))
+        .bind(column(mails, |new| new.mail.body.clone()))
+        .bind(column(mails, |new| new.mail.message_id()))
+}
+
+/// Records the events in the inbox and their mails as pending, in one statement. A
+/// redelivered event finds its inbox row and writes nothing.
+pub async fn insert_pending_once(
+    tx: &mut PgConnection,
+    event_type: &str,
+    mails: &[NewMail],
+) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(service_kit::once_per_event!(
+        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                     $6::text[], $7::text[])
+                with ordinality as b(event_id, user_id, recipient, subject, body,
+                                     message_id, position)",
+        effect: " insert into welcome_mails
+                      (event_id, user_id, recipient, subject, body, message_id)
+                  select event_id, user_id, recipient, subject, body, message_id from fresh"
+    ))
+    .bind(event_type);
+    bind_mails(query, mails).execute(tx).await?;
+    Ok(())
+}
+
+/// Locks the rows of those mails that still need sending, for the rest of the caller's
+/// transaction, and returns them. The lock makes two deliveries of one event take turns:
+/// the second finds the row already `sent`. Rows are locked in id order, so two batches
+/// cannot deadlock.
 pub async fn lock_pending(
     tx: &mut PgConnection,
-    event_id: Uuid,
-) -> Result<Option<OutgoingMail>, sqlx::Error> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "select recipient, subject, body from welcome_mails
-         where event_id = $1 and status = 'pending' for update",
+    event_ids: &[Uuid],
+) -> Result<Vec<OutgoingMail>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "select event_id, recipient, subject, body from welcome_mails
+         where event_id = any($1) and status = 'pending'
+         order by event_id for update",
     )
-    .bind(event_id)
-    .fetch_optional(tx)
-    .instrument(db_span!("SELECT", "welcome_mails"))
+    .bind(event_ids)
+    .fetch_all(tx)
     .await?;
-    Ok(row.map(|(recipient, subject, body)| OutgoingMail {
-        event_id,
-        recipient,
-        subject,
-        body,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(event_id, recipient, subject, body)| OutgoingMail {
+            event_id,
+            recipient,
+            subject,
+            body,
+        })
+        .collect())
 }
 
-/// Marks the mail sent.
-pub async fn mark_sent(tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
+/// Marks the mails sent.
+pub async fn mark_sent(tx: &mut PgConnection, event_ids: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update welcome_mails set status = 'sent', sent_at = clock_timestamp() where event_id = $1",
+        "update welcome_mails set status = 'sent', sent_at = clock_timestamp()
+         where event_id = any($1)",
     )
-    .bind(event_id)
+    .bind(event_ids)
     .execute(tx)
-    .instrument(db_span!("UPDATE", "welcome_mails"))
     .await?;
+    Ok(())
+}
+
+/// Records mails as sent outside the transaction that sent them, which was lost with its
+/// connection after the SMTP server had taken the mails: its inbox and pending rows may be
+/// gone with it, so this writes them again, as sent.
+pub async fn record_sent(
+    db: &PgPool,
+    event_type: &str,
+    mails: &[NewMail],
+) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(
+        "with batch as (
+             select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[])
+             as b(event_id, user_id, recipient, subject, body, message_id)),
+         inbox_rows as (
+             insert into inbox (event_id, event_type)
+             select distinct event_id, $1 from batch order by event_id
+             on conflict (event_id) do nothing)
+         insert into welcome_mails
+             (event_id, user_id, recipient, subject, body, message_id, status, sent_at)
+         select distinct on (event_id)
+             event_id, user_id, recipient, subject, body, message_id, 'sent', clock_timestamp()
+         from batch order by event_id
+         on conflict (event_id) do update
+            set status = 'sent', sent_at = coalesce(welcome_mails.sent_at, excluded.sent_at)",
+    )
+    .bind(event_type);
+    bind_mails(query, mails).execute(db).await?;
     Ok(())
 }
 

@@ -1,52 +1,92 @@
 //! The `user.registered.v1` handler: one welcome mail per event, sent once.
 //!
-//! 1. In one statement: record the event in the inbox and the mail as `pending`. A
-//!    redelivered event finds its inbox row and skips this step.
-//! 2. In a second transaction: lock the pending row, send it over SMTP, mark it `sent`.
-//!    A row already `sent` means there is nothing to do.
+//! The deliveries in flight at once are handled together (a group commit, see
+//! `service_kit::group_commit`), in one transaction per batch:
+//!
+//! 1. record each event in the inbox and its mail as `pending`; a redelivered event finds
+//!    its inbox row and writes nothing;
+//! 2. lock the batch's rows that are still `pending` (a row already `sent` means there is
+//!    nothing to do);
+//! 3. send those mails over SMTP, concurrently;
+//! 4. mark the ones the server accepted `sent`, and commit.
 //!
 //! The two guards do different jobs: the inbox keeps a redelivery from writing a second
 //! pending mail; the row lock and the `sent` status keep two deliveries of one event from
-//! both sending it. So a redelivery never sends twice, an SMTP outage only delays the mail
-//! (the pending row waits for the retry), and a database failure right after sending is bridged by recording
-//! `sent` again on a fresh connection. The one remaining window (the process dies after the
-//! SMTP server took the mail but before `sent` is committed) sends it again on redelivery,
-//! with the same Message-ID.
+//! both sending it. A mail the server refused stays `pending` (committed with the rest)
+//! and its delivery is retried, so an SMTP outage only delays mail. If the commit fails
+//! after the server took mails, they are recorded as `sent` again on a fresh connection.
+//! The one remaining window (the process dies after the SMTP server took a mail but before
+//! `sent` is committed) sends it again on redelivery, with the same Message-ID.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use backon::{ExponentialBuilder, Retryable};
 use events::{Envelope, Event, UserRegisteredV1};
+use futures_util::future::join_all;
 use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use service_kit::{
+    db_span,
+    group_commit::{BatchWriter, GroupCommit, Submitted},
+};
 use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::{
     mailer::{MailError, Mailer, OutgoingMail},
-    store,
+    store::{self, NewMail},
 };
 
 /// Sends welcome mails.
 #[derive(Debug, Clone)]
 pub struct WelcomeHandler {
-    /// The email service's database.
-    db: PgPool,
-    /// The SMTP client.
-    mailer: Mailer,
+    /// Sends the mails of concurrent deliveries together.
+    sends: GroupCommit<WelcomeWriter>,
+}
+
+/// What happened to one event's mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Sent by this delivery.
+    Now,
+    /// Sent before (a redelivery), or by the same event's other delivery in the batch.
+    Earlier,
 }
 
 /// What went wrong while handling one event.
 #[derive(Debug, thiserror::Error)]
 enum WelcomeError {
+    /// The batch's transaction failed; the text is shared by every event in it.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     #[error(transparent)]
     Mail(#[from] MailError),
 }
 
 impl Handler<UserRegisteredV1> for WelcomeHandler {
     async fn handle(&self, event: Envelope<UserRegisteredV1>) -> HandlerOutcome {
-        match self.welcome(&event).await {
-            Ok(()) => HandlerOutcome::Done,
+        let event_id = event.id;
+        let new = NewMail {
+            user_id: event.data.user_id,
+            mail: OutgoingMail::welcome(event_id, &event.data.email, &event.data.display_name),
+        };
+        let sent = match self.sends.submit(new).await {
+            Ok(sent) => sent,
+            Err(gone) => return HandlerOutcome::Retry(gone.to_string()),
+        };
+        match sent {
+            Ok(Sent::Now) => {
+                metrics::counter!("welcome_mails_sent_total").increment(1);
+                tracing::info!(%event_id, "welcome mail sent");
+                HandlerOutcome::Done
+            }
+            Ok(Sent::Earlier) => {
+                tracing::info!(%event_id, "welcome mail already sent");
+                HandlerOutcome::Done
+            }
             Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => {
                 HandlerOutcome::Reject(error.to_string())
             }
@@ -57,66 +97,158 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
 
 impl WelcomeHandler {
     /// The handler, with its metric described (and at 0) before the first mail.
-    pub fn new(db: PgPool, mailer: Mailer) -> Self {
+    /// `concurrency` is the consumer's prefetch: the most deliveries that can be waiting
+    /// to be sent at once.
+    pub fn new(db: PgPool, mailer: Mailer, concurrency: usize) -> Self {
         metrics::describe_counter!(
             "welcome_mails_sent_total",
             "Welcome mails the SMTP server accepted."
         );
         metrics::counter!("welcome_mails_sent_total").increment(0);
-        Self { db, mailer }
-    }
-
-    async fn welcome(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), WelcomeError> {
-        self.accept(event).await?;
-        self.send_pending(event).await
-    }
-
-    /// Step 1: inbox + pending mail, atomically, once per event.
-    async fn accept(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), WelcomeError> {
-        let mail = OutgoingMail::welcome(event.id, &event.data.email, &event.data.display_name);
-        let user_id = event.data.user_id;
-        if !store::insert_pending_once(&self.db, UserRegisteredV1::TYPE, user_id, &mail).await? {
-            tracing::info!(event_id = %event.id, "event already accepted");
+        Self {
+            sends: GroupCommit::start(WelcomeWriter { db, mailer }, concurrency),
         }
-        Ok(())
     }
+}
 
-    /// Step 2: send the pending mail, if it still is pending.
-    async fn send_pending(&self, event: &Envelope<UserRegisteredV1>) -> Result<(), WelcomeError> {
-        let mut tx = self.db.begin().await?;
-        let Some(mail) = store::lock_pending(&mut tx, event.id).await? else {
-            return Ok(());
+/// Sends a batch of welcome mails in one transaction (module docs). If the transaction
+/// fails before anything was sent, each mail is tried on its own, so that one the
+/// database refuses fails alone.
+#[derive(Debug)]
+struct WelcomeWriter {
+    db: PgPool,
+    mailer: Mailer,
+}
+
+impl BatchWriter for WelcomeWriter {
+    type Item = NewMail;
+    type Outcome = Result<Sent, WelcomeError>;
+
+    async fn write(&self, batch: Vec<Submitted<NewMail>>) -> Vec<Self::Outcome> {
+        match self.send_batch(&batch).await {
+            Ok(outcomes) => outcomes,
+            Err(error) if batch.len() == 1 => vec![Err(WelcomeError::Database(error.to_string()))],
+            Err(_) => {
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for submitted in batch {
+                    let single = self.send_batch(std::slice::from_ref(&submitted)).await;
+                    outcomes.push(match single {
+                        Ok(mut outcome) => outcome
+                            .pop()
+                            .unwrap_or(Err(WelcomeError::Database("no result".to_owned()))),
+                        Err(error) => Err(WelcomeError::Database(error.to_string())),
+                    });
+                }
+                outcomes
+            }
+        }
+    }
+}
+
+impl WelcomeWriter {
+    /// Steps 1 to 4 for one batch. `Err` only if nothing was sent.
+    async fn send_batch(
+        &self,
+        batch: &[Submitted<NewMail>],
+    ) -> Result<Vec<Result<Sent, WelcomeError>>, sqlx::Error> {
+        let size = batch.len();
+        let mails: Vec<NewMail> = batch.iter().map(|s| s.item.clone()).collect();
+        let ids: Vec<Uuid> = mails.iter().map(|new| new.mail.event_id).collect();
+        let callers: HashMap<Uuid, &tracing::Span> = ids
+            .iter()
+            .zip(batch)
+            .map(|(id, s)| (*id, &s.caller))
+            .rev()
+            .collect();
+        // One span per caller for each statement, in the caller's own trace.
+        let spans = |span: &dyn Fn(&tracing::Span) -> tracing::Span| {
+            batch.iter().map(|s| span(&s.caller)).collect::<Vec<_>>()
         };
-        self.mailer.send(&mail).await?;
-        metrics::counter!("welcome_mails_sent_total").increment(1);
-        let marked = async {
-            store::mark_sent(&mut tx, event.id).await?;
+
+        let mut tx = self.db.begin().await?;
+        let insert = spans(&|caller| db_span!("INSERT", "inbox", parent: caller, batch_size: size));
+        store::insert_pending_once(&mut tx, UserRegisteredV1::TYPE, &mails).await?;
+        drop(insert);
+        let lock =
+            spans(&|caller| db_span!("SELECT", "welcome_mails", parent: caller, batch_size: size));
+        let pending = store::lock_pending(&mut tx, &ids).await?;
+        drop(lock);
+
+        let sends = pending.iter().map(|mail| {
+            let caller = callers
+                .get(&mail.event_id)
+                .map_or_else(tracing::Span::none, |span| (*span).clone());
+            self.mailer.send(mail).instrument(caller)
+        });
+        let mut failed: HashMap<Uuid, MailError> = HashMap::new();
+        let mut sent: HashSet<Uuid> = HashSet::new();
+        for (mail, result) in pending.iter().zip(join_all(sends).await) {
+            match result {
+                Ok(()) => sent.insert(mail.event_id),
+                Err(error) => failed.insert(mail.event_id, error).is_none(),
+            };
+        }
+
+        let sent_ids: Vec<Uuid> = sent.iter().copied().collect();
+        let update =
+            spans(&|caller| db_span!("UPDATE", "welcome_mails", parent: caller, batch_size: size));
+        let recorded = async {
+            store::mark_sent(&mut tx, &sent_ids).await?;
             tx.commit().await
         };
-        if let Err(error) = marked.await {
-            // The mail is out: losing that fact would send it again on the retry. The
-            // transaction is gone with its connection; record it on a fresh one.
-            tracing::warn!(error = %error, event_id = %event.id, "could not record the sent mail; retrying");
-            self.record_sent(event.id).await?;
-        }
-        tracing::info!(event_id = %event.id, "welcome mail sent");
-        Ok(())
+        let recorded = match recorded.await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // The mails are out: losing that fact would send them again on the retry.
+                // The transaction is gone with its connection; record them on a fresh one.
+                tracing::warn!(%error, mails = sent.len(), "could not record the sent mails; retrying");
+                let out: Vec<NewMail> = mails
+                    .iter()
+                    .filter(|new| sent.contains(&new.mail.event_id))
+                    .cloned()
+                    .collect();
+                self.record_sent(&out)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+        };
+        drop(update);
+
+        // Each event's first position in the batch carries its result; a repeat of it
+        // (one event delivered twice) was handled by the first.
+        let mut reported = HashSet::new();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                if !reported.insert(*id) {
+                    return Ok(Sent::Earlier);
+                }
+                if let Some(error) = failed.remove(id) {
+                    return Err(WelcomeError::Mail(error));
+                }
+                if !sent.contains(id) {
+                    return Ok(Sent::Earlier);
+                }
+                match &recorded {
+                    Ok(()) => Ok(Sent::Now),
+                    Err(error) => Err(WelcomeError::Database(error.clone())),
+                }
+            })
+            .collect())
     }
 
-    /// Marks the mail sent outside the lost transaction, retrying for a few seconds (a
-    /// database blip). If even that fails the message is retried and the mail is sent
+    /// Records mails as sent outside the lost transaction, retrying for a few seconds (a
+    /// database blip). If even that fails the messages are retried and the mails sent
     /// again: the rare duplicate the Message-ID is there for.
-    async fn record_sent(&self, event_id: uuid::Uuid) -> Result<(), sqlx::Error> {
-        let mark = || async {
-            let mut connection = self.db.acquire().await?;
-            store::mark_sent(&mut connection, event_id).await
-        };
-        mark.retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(50))
-                .with_max_delay(Duration::from_secs(2))
-                .with_max_times(8),
-        )
-        .await
+    async fn record_sent(&self, mails: &[NewMail]) -> Result<(), sqlx::Error> {
+        let record = || store::record_sent(&self.db, UserRegisteredV1::TYPE, mails);
+        record
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_max_times(8),
+            )
+            .await
     }
 }

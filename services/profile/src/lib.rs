@@ -42,9 +42,11 @@ pub type Config = ConsumerServiceConfig<NoOwnSettings>;
 
 /// Builds the service: the skeleton with the projection and its routes.
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    let concurrency = usize::from(config.consumer.settings.prefetch);
     let app = SERVICE
         .build::<UserRegisteredV1, _, _>(&config, |db| {
-            (ProfileProjection::new(db.clone()), http::router(db))
+            let projection = ProfileProjection::new(db.clone(), concurrency);
+            (projection, http::router(db))
         })
         .await?;
     Ok(app)

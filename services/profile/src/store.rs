@@ -26,15 +26,17 @@ pub struct Profile {
 
 /// What one event says a profile now is.
 #[derive(Debug, Clone)]
-pub struct ProfileChange<'a> {
+pub struct ProfileChange {
+    /// The event that says it; the inbox key.
+    pub event_id: Uuid,
     /// Whose profile.
     pub user_id: Uuid,
     /// The name to show.
-    pub display_name: &'a str,
+    pub display_name: String,
     /// When the user signed up.
     pub registered_at: DateTime<Utc>,
     /// The event's per-user sequence number.
-    pub sequence: u64,
+    pub sequence: i64,
     /// The event's time.
     pub changed_at: DateTime<Utc>,
 }
@@ -44,25 +46,37 @@ pub struct ProfileChange<'a> {
 pub enum Applied {
     /// The profile was written.
     Written,
-    /// A newer event (higher `sequence`) had already written the profile: this one changes
-    /// nothing, whatever order the broker delivered them in.
+    /// A newer event (higher `sequence`) had already written the profile, or comes later
+    /// in the same batch: this one changes nothing, whatever order the broker delivered
+    /// them in.
     Stale,
     /// The inbox already had the event: a redelivery, nothing to do.
     AlreadyApplied,
 }
 
-/// Records the event in the inbox and writes the profile unless a newer event already
-/// did (last writer by sequence wins), in one statement: atomic on its own, one round trip.
-pub async fn apply_once(
+/// Records the events in the inbox and writes each user's profile from the newest of them
+/// unless a newer event already did (last writer by sequence wins), in one statement:
+/// atomic on its own, one round trip and one commit for the whole batch. Returns what
+/// happened to each change, in order.
+pub async fn apply_batch(
     db: &PgPool,
-    event_id: Uuid,
     event_type: &str,
-    change: &ProfileChange<'_>,
-) -> Result<Applied, sqlx::Error> {
-    let (first_time, written): (bool, bool) = sqlx::query_as(service_kit::once_per_event!(
-        ", written as (
+    changes: &[ProfileChange],
+) -> Result<Vec<Applied>, sqlx::Error> {
+    // One array per column: the statement unnests them back into rows.
+    fn column<T>(changes: &[ProfileChange], field: impl Fn(&ProfileChange) -> T) -> Vec<T> {
+        changes.iter().map(field).collect()
+    }
+    let rows: Vec<(bool, bool)> = sqlx::query_as(service_kit::once_per_event!(
+        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[],
+                                     $6::int8[], $7::timestamptz[])
+                with ordinality as b(event_id, user_id, display_name, registered_at,
+                                     sequence, updated_at, position)",
+        effect: ", newest as (
+             select distinct on (user_id) * from fresh order by user_id, sequence desc),
+         written as (
              insert into profiles (user_id, display_name, registered_at, sequence, updated_at)
-             select $3, $4, $5, $6, $7 from first_time
+             select user_id, display_name, registered_at, sequence, updated_at from newest
              on conflict (user_id) do update
                 set display_name = excluded.display_name,
                     registered_at = excluded.registered_at,
@@ -70,24 +84,29 @@ pub async fn apply_once(
                     updated_at = excluded.updated_at,
                     projected_at = clock_timestamp()
               where profiles.sequence < excluded.sequence
-             returning user_id)
-         select exists (select 1 from first_time), exists (select 1 from written)"
+             returning user_id, sequence)
+         select exists (select 1 from fresh f where f.position = b.position),
+                exists (select 1 from written w
+                        where w.user_id = b.user_id and w.sequence = b.sequence)
+         from batch b order by b.position"
     ))
-    .bind(event_id)
     .bind(event_type)
-    .bind(change.user_id)
-    .bind(change.display_name)
-    .bind(change.registered_at)
-    .bind(i64::try_from(change.sequence).unwrap_or(i64::MAX))
-    .bind(change.changed_at)
-    .fetch_one(db)
-    .instrument(db_span!("INSERT", "inbox"))
+    .bind(column(changes, |change| change.event_id))
+    .bind(column(changes, |change| change.user_id))
+    .bind(column(changes, |change| change.display_name.clone()))
+    .bind(column(changes, |change| change.registered_at))
+    .bind(column(changes, |change| change.sequence))
+    .bind(column(changes, |change| change.changed_at))
+    .fetch_all(db)
     .await?;
-    Ok(match (first_time, written) {
-        (false, _) => Applied::AlreadyApplied,
-        (true, true) => Applied::Written,
-        (true, false) => Applied::Stale,
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(first_time, written)| match (first_time, written) {
+            (false, _) => Applied::AlreadyApplied,
+            (true, true) => Applied::Written,
+            (true, false) => Applied::Stale,
+        })
+        .collect())
 }
 
 /// Reads one profile.

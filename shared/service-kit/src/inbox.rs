@@ -30,29 +30,45 @@ pub fn with_inbox_migration(service_migrations: &Migrator) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// An effect statement that runs only the first time an event arrives, with the inbox
-/// insert as a data-modifying CTE named `first_time` in front of it:
+/// An effect statement for a batch of events that acts only on those arriving for the
+/// first time. Three CTEs go in front of the effect:
+///
+/// - `batch`: the events, from the `select` given as `batch:`. It must yield an
+///   `event_id` and a `position` column, e.g.
+///   `select * from unnest($2::uuid[], $3::text[]) with ordinality as b(event_id, name, position)`;
+/// - `first_time`: the inbox insert of every event id in the batch (`$1` is their type),
+///   which returns the ids the inbox did not have yet. It inserts in id order, so two
+///   batches that share events take the inbox's key locks in the same order and cannot
+///   deadlock;
+/// - `fresh`: the rows of `batch` to act on: first-time events, each once (the first
+///   position wins if one event is in the batch twice).
 ///
 /// ```text
-/// once_per_event!("insert into profiles (...) select $3, $4 from first_time")
+/// once_per_event!(
+///     batch: "select * from unnest($2::uuid[], $3::text[]) with ordinality as b(event_id, name, position)",
+///     effect: ", written as (insert into names (event_id, name) select event_id, name from fresh)
+///              select exists (select 1 from fresh f where f.position = b.position) from batch b order by b.position"
+/// )
 /// ```
 ///
-/// `$1` is the event id and `$2` its type; the effect selects `from first_time`, which has
-/// a row only when the inbox insert did. A redelivered event finds its id, `first_time` is
-/// empty, and the effect writes nothing. Two deliveries of one event at once are
-/// serialised by the inbox's primary key: the second waits for the first statement to
-/// commit, then finds the row.
+/// A redelivered event finds its id, is not in `fresh`, and the effect writes nothing for
+/// it. Two deliveries of one event in two batches at once are serialised by the inbox's
+/// primary key: the second statement waits for the first to commit, then finds the row.
 ///
-/// Why one statement rather than a transaction around two: a single statement is atomic on
-/// its own, so the inbox row and the effect are committed together or not at all, and it
-/// costs one round trip to the database instead of four (BEGIN, inbox, effect, COMMIT).
-/// A macro so that the SQL stays one compile-time string.
+/// Why one statement: it is atomic on its own, so the inbox rows and the effects are
+/// committed together or not at all, and a whole batch costs one round trip and one commit
+/// (see [`crate::group_commit`]). A macro so that the SQL stays one compile-time string.
 #[macro_export]
 macro_rules! once_per_event {
-    ($effect:literal) => {
+    (batch: $batch:literal, effect: $effect:literal) => {
         concat!(
-            "with first_time as (insert into inbox (event_id, event_type) values ($1, $2) ",
-            "on conflict (event_id) do nothing returning event_id) ",
+            "with batch as (",
+            $batch,
+            "), first_time as (insert into inbox (event_id, event_type) ",
+            "select distinct event_id, $1 from batch order by event_id ",
+            "on conflict (event_id) do nothing returning event_id), ",
+            "fresh as (select distinct on (event_id) batch.* from batch ",
+            "join first_time using (event_id) order by event_id, position)",
             $effect
         )
     };

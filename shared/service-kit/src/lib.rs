@@ -18,6 +18,8 @@ pub mod consumer_service;
 pub mod db_span;
 /// The JSON error body all three services answer with.
 pub mod error_body;
+/// Group commit: concurrent callers' writes share one transaction.
+pub mod group_commit;
 /// One error type for every handler, mapped to a status in one place.
 pub mod http_error;
 /// The inbox: "have I handled this event already?", in the effect's own statement.

@@ -5,6 +5,7 @@
 use clap::Parser;
 use profile::Config;
 use reqwest::Response;
+use sqlx::PgPool;
 use test_support::{Isolation, RunningApp};
 
 /// The consumer's work queue, without the test prefix.
@@ -13,6 +14,7 @@ const QUEUE: &str = "profile.user-registered";
 /// A running profile app and what a test needs to talk to it.
 pub(crate) struct TestApp {
     app: RunningApp,
+    database_url: String,
 }
 
 /// Builds the profile service with a random database and topology prefix, runs it, and
@@ -28,6 +30,7 @@ pub(crate) async fn spawn_app() -> TestApp {
     let cleanup = isolation.cleanup(isolation.topology("users"), queues);
     TestApp {
         app: RunningApp::start("profile", app, cleanup).await,
+        database_url: isolation.database_url().to_owned(),
     }
 }
 
@@ -35,6 +38,14 @@ impl TestApp {
     /// `GET /profiles/{user_id}`; `user_id` is text, so a test can send a malformed one.
     pub(crate) async fn get_profile(&self, user_id: &str) -> Response {
         self.get(&format!("/profiles/{user_id}")).await
+    }
+
+    /// A connection pool to the app's own database, migrated by the app, for tests of
+    /// the store that need no broker.
+    pub(crate) async fn db(&self) -> PgPool {
+        PgPool::connect(&self.database_url)
+            .await
+            .expect("the app's database accepts connections")
     }
 
     /// `GET` an operational route: `/healthz`, `/readyz`.

@@ -1,0 +1,77 @@
+//! `store::apply_batch`: the one statement that applies every delivery of a group commit.
+//! Each change in a batch gets its own verdict, whatever else the batch holds.
+
+use chrono::{DateTime, Utc};
+use events::{Event, UserRegisteredV1};
+use profile::store::{self, Applied, ProfileChange};
+use uuid::Uuid;
+
+use crate::helpers::spawn_app;
+
+/// A change of `user_id`'s profile to `name`, at `sequence`, by a new event.
+fn change(user_id: Uuid, name: &str, sequence: i64) -> ProfileChange {
+    let now: DateTime<Utc> = Utc::now();
+    ProfileChange {
+        event_id: Uuid::now_v7(),
+        user_id,
+        display_name: name.to_owned(),
+        registered_at: now,
+        sequence,
+        changed_at: now,
+    }
+}
+
+/// A batch holding a redelivery, two events for one user in the wrong order, an event
+/// twice and a newer event for a user seen before: the redelivery and the repeat change
+/// nothing, the older event of a pair is stale, and each user ends with the newest name.
+#[tokio::test]
+async fn each_change_in_a_batch_gets_its_own_verdict() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = change(ada, "Ada", 1);
+    let applied = store::apply_batch(&db, UserRegisteredV1::TYPE, std::slice::from_ref(&first))
+        .await
+        .expect("the first change applies");
+    assert_eq!(applied, [Applied::Written]);
+
+    // Act
+    let bob_newer = change(bob, "Bob the second", 2);
+    let batch = [
+        first,
+        bob_newer.clone(),
+        change(bob, "Bob the first", 1),
+        bob_newer,
+        change(ada, "Ada Lovelace", 2),
+    ];
+    let applied = store::apply_batch(&db, UserRegisteredV1::TYPE, &batch)
+        .await
+        .expect("the batch applies");
+
+    // Assert
+    assert_eq!(
+        applied,
+        [
+            Applied::AlreadyApplied,
+            Applied::Written,
+            Applied::Stale,
+            Applied::AlreadyApplied,
+            Applied::Written,
+        ]
+    );
+    for (user_id, name) in [(ada, "Ada Lovelace"), (bob, "Bob the second")] {
+        let profile = store::find(&db, user_id)
+            .await
+            .expect("the profile reads")
+            .expect("the profile exists");
+        assert_eq!(profile.display_name, name);
+    }
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox")
+        .fetch_one(&db)
+        .await
+        .expect("the inbox counts");
+    assert_eq!(inbox, 4, "one inbox row per distinct event");
+    db.close().await;
+    app.stop().await;
+}

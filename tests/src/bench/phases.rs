@@ -131,8 +131,10 @@ async fn phase(
     limit: Option<f64>,
 ) -> anyhow::Result<Phase> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (report, usage) = usage::during(watched, load::run(plan)).await;
-    let report = report?;
+    // Usage is measured while the load runs and until the counters say it is complete;
+    // reading each sign-up's timestamps afterwards is the generator's business.
+    let (driven, usage) = usage::during(watched, load::drive(plan)).await;
+    let report = driven?.collect().await;
     let kept_up = !report.timed_out
         && report.all_complete()
         && plan

@@ -2,18 +2,23 @@
 //! sign-ups go through, end to end.
 //!
 //! [`run`] sends the sign-ups of a [`Plan`] (`POST /users`, unique addresses, at a fixed
-//! rate or as fast as `concurrency` allows), meanwhile follows every accepted one until
-//! its profile is visible and its welcome mail is `sent` (through the services' public
-//! HTTP APIs only), and returns a [`Report`]: counts, rates and HDR latency percentiles.
+//! rate or as fast as `concurrency` allows), waits until the consumers' counters on
+//! `/metrics` say every accepted one has its profile and its welcome mail, then reads
+//! when each happened (through the services' public HTTP APIs only), and returns a
+//! [`Report`]: counts, rates and HDR latency percentiles. [`drive`] and
+//! [`Driven::collect`] are its two halves, for the benchmark, which measures the system
+//! during the first only.
 //! The `load` binary is this with a command line; the benchmark and the smoke test call
 //! it as a library.
 //!
 //! - `plan`: what to send, when each sign-up is due;
 //! - `send`: the POSTs (open or closed loop);
-//! - `track`: waiting for the profile and the mail, cheaply;
+//! - `counters`: when the phase is complete, from two counters;
+//! - `track`: when each profile and mail happened, read afterwards;
 //! - `report`: the figures, for people and as one JSON line;
 //! - `progress`: the bars.
 
+mod counters;
 mod plan;
 mod progress;
 mod report;
@@ -26,17 +31,21 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, watch};
-
-pub use self::{
-    plan::{DEFAULT_COMPLETE_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_COUNT, Plan, Targets},
-    report::{GeneratorCost, Latency, Report, Warmup},
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
 };
+
 use self::{
+    counters::Counters,
     progress::Bars,
     report::{histogram, per_second, record, seconds},
     send::{Outlets, Sent},
     track::{Board, Effect, Tracked, Tracker},
+};
+pub use self::{
+    plan::{DEFAULT_COMPLETE_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_COUNT, Plan, Targets},
+    report::{GeneratorCost, Latency, Report, Warmup},
 };
 use crate::procfs::{self, Pid};
 
@@ -47,6 +56,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// measured ones did. Fails only if no HTTP client can be built: unreachable services
 /// show up as rejections in the report.
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
+    Ok(drive(plan).await?.collect().await)
+}
+
+/// The first half of [`run`]: the warm-up if any, then the measured sign-ups sent and
+/// waited for until the consumers' counters say each has its profile and its mail. When
+/// each effect happened is read afterwards, by [`Driven::collect`], so that a caller
+/// measuring the system (the benchmark) can stop measuring before those reads.
+pub async fn drive(plan: &Plan) -> anyhow::Result<Driven> {
     let http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true)
@@ -61,7 +78,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
             ..plan.clone()
         };
         let label = format!("load-{}-w", &run_id[..12]);
-        let phase = phase(&http, &warm, &label, "warm-up", &bars).await;
+        let sent = send_and_wait(&http, &warm, &label, "warm-up", &bars).await;
+        let phase = collect(&http, &warm, sent).await;
         let complete = complete(&phase);
         Some(Warmup {
             accepted: phase.sent.accepted.len(),
@@ -72,15 +90,51 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     };
     let cpu_before = procfs::cpu_time(Pid::Current);
     let label = format!("load-{}-", &run_id[..12]);
-    let measured = phase(&http, plan, &label, "measured", &bars).await;
-    let cpu = procfs::cpu_time(Pid::Current)
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before))
-        .unwrap_or_default();
-    Ok(report(plan, &measured, warmup, cpu))
+    let measured = send_and_wait(&http, plan, &label, "measured", &bars).await;
+    Ok(Driven {
+        plan: plan.clone(),
+        http,
+        measured,
+        warmup,
+        cpu_before,
+    })
 }
 
-/// One phase's sending and tracking.
+/// A run whose sign-ups were sent and, as far as the counters tell, completed.
+#[derive(Debug)]
+pub struct Driven {
+    plan: Plan,
+    http: reqwest::Client,
+    measured: SentPhase,
+    warmup: Option<Warmup>,
+    cpu_before: Option<Duration>,
+}
+
+impl Driven {
+    /// Reads when each accepted sign-up's profile and mail happened (one request per
+    /// sign-up to each consumer, or more for those not there yet) and makes the report.
+    pub async fn collect(self) -> Report {
+        let measured = collect(&self.http, &self.plan, self.measured).await;
+        let cpu = procfs::cpu_time(Pid::Current)
+            .zip(self.cpu_before)
+            .map(|(after, before)| after.saturating_sub(before))
+            .unwrap_or_default();
+        report(&self.plan, &measured, self.warmup, cpu)
+    }
+}
+
+/// A phase's sending and its wait for completion, with the accepted sign-ups queued for
+/// the trackers.
+#[derive(Debug)]
+struct SentPhase {
+    sent: Sent,
+    /// One queue per effect, in [`EFFECTS`] order.
+    queued: Vec<mpsc::UnboundedReceiver<Arc<send::Accepted>>>,
+    /// Until when the trackers may look.
+    deadline: Instant,
+}
+
+/// A phase's sign-ups and what the trackers found.
 #[derive(Debug)]
 struct Phase {
     sent: Sent,
@@ -89,27 +143,28 @@ struct Phase {
     timed_out: bool,
 }
 
-async fn phase(http: &reqwest::Client, plan: &Plan, label: &str, name: &str, bars: &Bars) -> Phase {
+/// The effects each sign-up has, in the order the trackers run.
+const EFFECTS: [Effect; 2] = [Effect::Profile, Effect::Mail];
+
+/// How long the trackers may still look after the counters gave up waiting: enough to
+/// read what is there, not a second wait.
+const GRACE_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends the phase's sign-ups, then waits until the counters say they are complete or
+/// the completion timeout passes. If the counters cannot be read (a service without
+/// them), the trackers do the waiting instead, by looking until the deadline.
+async fn send_and_wait(
+    http: &reqwest::Client,
+    plan: &Plan,
+    label: &str,
+    name: &str,
+    bars: &Bars,
+) -> SentPhase {
+    let counters = Counters::new(http, &plan.targets);
+    let baseline = counters.read().await;
     let sent_bar = bars.sending(name, plan.expected());
     let completion_bar = bars.completing(name);
-    let board = Arc::new(Board::new(completion_bar.clone()));
-    let (deadline_tx, deadline) = watch::channel(None);
-    let mut trackers = Vec::new();
-    let mut handles = Vec::new();
-    for (effect, base) in [
-        (Effect::Profile, &plan.targets.profile),
-        (Effect::Mail, &plan.targets.email),
-    ] {
-        let (tx, rx) = mpsc::unbounded_channel();
-        trackers.push(tx);
-        let tracker = Tracker {
-            http: http.clone(),
-            effect,
-            base: base.clone(),
-            board: board.clone(),
-        };
-        handles.push(tokio::spawn(tracker.run(rx, deadline.clone())));
-    }
+    let (trackers, queued) = EFFECTS.iter().map(|_| mpsc::unbounded_channel()).unzip();
     let outlets = Outlets {
         trackers,
         sent_bar: sent_bar.clone(),
@@ -117,14 +172,55 @@ async fn phase(http: &reqwest::Client, plan: &Plan, label: &str, name: &str, bar
     };
     let sent = send::send(http, plan, label, outlets).await;
     sent_bar.finish();
-    let _ = deadline_tx.send(Some(tokio::time::Instant::now() + plan.complete_timeout));
+    let mut deadline = Instant::now() + plan.complete_timeout;
+    if let Some(baseline) = baseline {
+        let expected = sent.accepted.len();
+        let complete = counters
+            .wait_for(baseline, expected, deadline, &completion_bar)
+            .await;
+        // Complete: the reads get a timeout of their own (10 000 of them take a while);
+        // not complete: a short grace to read what is there, not a second wait.
+        let reading = if complete {
+            plan.complete_timeout
+        } else {
+            GRACE_AFTER_TIMEOUT
+        };
+        deadline = Instant::now() + reading;
+    }
+    completion_bar.finish();
+    SentPhase {
+        sent,
+        queued,
+        deadline,
+    }
+}
+
+/// Runs one tracker per effect over the phase's accepted sign-ups. After a complete phase
+/// every look finds its effect, so this is about one request per sign-up and effect.
+async fn collect(http: &reqwest::Client, plan: &Plan, phase: SentPhase) -> Phase {
+    let (_deadline_tx, deadline) = watch::channel(Some(phase.deadline));
+    let board = Arc::new(Board::new(indicatif::ProgressBar::hidden()));
+    let mut handles = Vec::new();
+    for (effect, queued) in EFFECTS.into_iter().zip(phase.queued) {
+        let base = match effect {
+            Effect::Profile => &plan.targets.profile,
+            Effect::Mail => &plan.targets.email,
+        };
+        let tracker = Tracker {
+            http: http.clone(),
+            effect,
+            base: base.clone(),
+            board: board.clone(),
+        };
+        handles.push(tokio::spawn(tracker.run(queued, deadline.clone())));
+    }
     let mut tracked = Vec::new();
     for handle in handles {
         tracked.push(handle.await.unwrap_or_default());
     }
-    completion_bar.finish();
     let mail = tracked.pop().unwrap_or_default();
     let profile = tracked.pop().unwrap_or_default();
+    let sent = phase.sent;
     let timed_out = profile.at.len() < sent.accepted.len() || mail.at.len() < sent.accepted.len();
     Phase {
         sent,

@@ -1,13 +1,13 @@
-//! Waiting for the effects: the profile (`GET /profiles/{id}`) and the sent welcome mail
+//! Reading the effects: the profile (`GET /profiles/{id}`) and the sent welcome mail
 //! (`GET /emails?to=`) of every accepted sign-up, through the services' public APIs.
 //!
-//! The latency comes from the timestamps the services write (`projected_at`,
-//! `sent_at`), so how often we look changes only when we learn of a completion, not the
-//! figures. Looking must still be cheap, since on a small machine every poll takes CPU
-//! from the system under test. Sign-ups complete roughly in the order they were sent, so
-//! each tracker looks at the *oldest* outstanding ones only: one while that one is not
-//! done, then a batch that doubles while everything it finds is done. Behind, that is one
-//! request per 50 ms; catching up, about one request per sign-up.
+//! The trackers run once the counters (`counters`) say a phase is complete, so normally
+//! each look finds its effect: one request per sign-up and effect. The latency comes from
+//! the timestamps the services write (`projected_at`, `sent_at`), so when we look changes
+//! nothing in the figures. If a look finds nothing yet (the counters were unavailable or
+//! gave up), the tracker keeps looking at the *oldest* outstanding ones only: one while
+//! that one is not done, then a batch that doubles while everything it finds is done;
+//! behind, that is one request per 50 ms.
 
 use std::{
     collections::{HashMap, VecDeque},

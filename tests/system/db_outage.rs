@@ -23,7 +23,8 @@ const ACQUIRE_TIMEOUT_MS: u64 = 250;
 /// fail and are retried through the delay queues; a mail already sent is recorded on a
 /// fresh connection), then profile's. Every accepted sign-up still has exactly one
 /// profile row and one mail, nothing was dead-lettered and no queue holds a message; and
-/// each consumer counted the deliveries the outage made it retry, and dead-lettered none.
+/// each consumer felt its cut (deliveries retried, or for email possibly sent mails
+/// recorded again) and dead-lettered nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplicate_nothing() {
     let options = Options {
@@ -61,9 +62,12 @@ async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplic
         "registration's outage was seen by the sign-ups (503s retried)"
     );
     // Each consumer's cut comes while the burst still has a quarter or more of its
-    // sign-ups to make, paced over seconds, so its events keep arriving during the cut;
-    // a handler then gets no connection within the acquire timeout and the delivery goes
-    // to a delay queue.
+    // sign-ups to make, paced over seconds, so its events keep arriving during the cut.
+    // A handler that gets no connection within the acquire timeout sends its delivery to
+    // a delay queue (`retried`). The email service may instead be committing a batch of
+    // mails already sent when the cut comes: it then records them again on a fresh
+    // connection, retrying until the database is back, while the next deliveries wait
+    // (`welcome_mails_recorded_again_total`). Either way the cut was felt.
     for service in [Service::Email, Service::Profile] {
         let queue = format!("{}.user-registered", service.name());
         let series = |outcome: &str| {
@@ -72,10 +76,17 @@ async fn database_connections_cut_in_each_service_during_a_burst_lose_and_duplic
         let ops = system.ops(service);
         let retried = ops.metric(&series("retried")).await;
         let dead_lettered = ops.metric(&series("dead_lettered")).await;
-        println!("{queue}: {retried} deliveries retried, {dead_lettered} dead-lettered");
+        let recorded_again = match service {
+            Service::Email => ops.metric("welcome_mails_recorded_again_total").await,
+            _ => 0.0,
+        };
+        println!(
+            "{queue}: {retried} deliveries retried, {dead_lettered} dead-lettered, \
+             {recorded_again} sent mails recorded again"
+        );
         assert!(
-            retried > 0.0,
-            "{queue}: the database cut made deliveries fail and retry"
+            retried + recorded_again > 0.0,
+            "{queue}: the database cut made deliveries retry (or sent mails be recorded again)"
         );
         assert_eq!(
             dead_lettered, 0.0,

@@ -39,17 +39,28 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
     let spans = system
         .otlp
         .wait_for(
-            "the consumers' and the SMTP spans in the caller's trace",
+            "every span this test looks at, in the caller's trace",
             |spans| {
                 let in_trace: Vec<&ReceivedSpan> =
                     spans.iter().filter(|s| s.trace_id == trace_id).collect();
-                [
+                // The publish span ends when the broker confirms, which can be after the
+                // consumers are done: wait for it too, not only for the last consumer.
+                let named = [
+                    "POST /users",
+                    "INSERT users",
+                    "users publish",
                     "email.user-registered process",
                     "profile.user-registered process",
                     "smtp send",
                 ]
                 .iter()
-                .all(|name| in_trace.iter().any(|s| s.name == *name))
+                .all(|name| in_trace.iter().any(|s| s.name == *name));
+                let inboxes = ["email", "profile"].iter().all(|service| {
+                    in_trace
+                        .iter()
+                        .any(|s| s.name == "INSERT inbox" && s.service_name == *service)
+                });
+                named && inboxes
             },
             PATIENCE,
         )

@@ -105,6 +105,11 @@ impl WelcomeHandler {
             "Welcome mails the SMTP server accepted."
         );
         metrics::counter!("welcome_mails_sent_total").increment(0);
+        metrics::describe_counter!(
+            "welcome_mails_recorded_again_total",
+            "Sent mails whose transaction failed after the send, recorded as sent on a fresh connection."
+        );
+        metrics::counter!("welcome_mails_recorded_again_total").increment(0);
         Self {
             sends: GroupCommit::start(WelcomeWriter { db, mailer }, concurrency),
         }
@@ -207,6 +212,7 @@ impl WelcomeWriter {
                     .filter(|new| sent.contains(&new.mail.event_id))
                     .cloned()
                     .collect();
+                metrics::counter!("welcome_mails_recorded_again_total").increment(out.len() as u64);
                 self.record_sent(&out)
                     .await
                     .map_err(|error| error.to_string())

@@ -9,7 +9,7 @@ pub mod config;
 pub mod domain;
 /// The HTTP API: routes, error mapping, idempotency.
 pub mod http;
-/// The outbox table end to end: enqueue in the sign-up transaction, the relay that
+/// The outbox table end to end: written with the user in one statement, the relay that
 /// publishes it, the backlog gauges, the event log's retention and replay, and the one page
 /// that follows a sign-up's trace context from the HTTP request to the consumers.
 pub mod outbox;

@@ -2,13 +2,13 @@
 //! Runtime-checked queries (`query_as` + `FromRow`): see docs/decisions/0002 for why not
 //! the compile-time macros. Each statement runs in a `service_kit::db_span!` client span.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::NewUser;
+use crate::{domain::NewUser, outbox::OutboxEntry};
 
 /// Failures of the write path that callers must tell apart.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// A stored user.
+/// A user, as stored and as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     /// UUIDv7.
@@ -30,20 +30,54 @@ pub struct User {
     pub email: String,
     /// Trimmed name.
     pub display_name: String,
-    /// When the user was committed.
+    /// When the user signed up, by this service's clock, to the microsecond (what
+    /// PostgreSQL keeps, so the event and the row say the same instant).
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts the user with a new UUIDv7; a taken email is [`StoreError::DuplicateEmail`].
-pub async fn insert_user(tx: &mut PgConnection, user: &NewUser) -> Result<User, StoreError> {
-    sqlx::query_as(
-        "insert into users (user_id, email, display_name) values ($1, $2, $3)
-         returning user_id, email, display_name, created_at",
+impl User {
+    /// A new user from validated input: a new UUIDv7 and the current time. Made before
+    /// the insert so that the event can be made too and written in the same statement.
+    pub fn new(user: &NewUser) -> Self {
+        Self {
+            user_id: Uuid::now_v7(),
+            email: user.email.as_ref().to_owned(),
+            display_name: user.display_name.as_ref().to_owned(),
+            created_at: Utc::now().trunc_subsecs(6),
+        }
+    }
+}
+
+/// Inserts the user and its event's outbox row in one statement: the outbox insert reads
+/// the user insert's `RETURNING`, so the event is written if and only if the user is,
+/// atomically, in one round trip (no BEGIN and COMMIT around two statements). Runs on a
+/// pool (its own transaction) or inside the caller's (the `Idempotency-Key` path). A taken
+/// email is [`StoreError::DuplicateEmail`] and writes nothing.
+pub async fn insert_user<'c>(
+    db: impl PgExecutor<'c>,
+    user: &User,
+    event: &OutboxEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "with new_user as (
+             insert into users (user_id, email, display_name, created_at)
+             values ($1, $2, $3, $4)
+             returning user_id)
+         insert into outbox
+             (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
+         select $5, $6, $7, $8, $9, $10 from new_user",
     )
-    .bind(Uuid::now_v7())
-    .bind(user.email.as_ref())
-    .bind(user.display_name.as_ref())
-    .fetch_one(tx)
+    .bind(user.user_id)
+    .bind(&user.email)
+    .bind(&user.display_name)
+    .bind(user.created_at)
+    .bind(event.event_id)
+    .bind(&event.event_type)
+    .bind(event.aggregate_id)
+    .bind(&event.payload)
+    .bind(&event.trace.traceparent)
+    .bind(&event.trace.tracestate)
+    .execute(db)
     .instrument(service_kit::db_span!("INSERT", "users"))
     .await
     .map_err(|error| match &error {
@@ -51,7 +85,8 @@ pub async fn insert_user(tx: &mut PgConnection, user: &NewUser) -> Result<User, 
             StoreError::DuplicateEmail
         }
         _ => StoreError::Database(error),
-    })
+    })?;
+    Ok(())
 }
 
 /// Reads one user.

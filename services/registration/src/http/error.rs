@@ -4,7 +4,7 @@ use axum::{
 };
 use service_kit::http_error::HttpError;
 
-use crate::{domain::InvalidField, store::StoreError};
+use crate::{domain::InvalidField, outbox::EntryError, store::StoreError};
 
 /// Every way a registration request can fail, mapped to an answer in one place.
 ///
@@ -39,6 +39,12 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateEmail => Self::DuplicateEmail,
             StoreError::Database(error) => Self::Database(error),
         }
+    }
+}
+
+impl From<EntryError> for ApiError {
+    fn from(error: EntryError) -> Self {
+        Self::Database(sqlx::Error::Encode(Box::new(error)))
     }
 }
 

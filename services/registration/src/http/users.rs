@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
-    outbox::{self, SOURCE},
+    outbox::{OutboxEntry, SOURCE},
     store::{self, IdempotencyClaim, User},
 };
 
@@ -55,8 +55,9 @@ impl From<User> for UserResponse {
     }
 }
 
-/// Signs a user up: the user, the `user.registered.v1` outbox row and (with a key) the
-/// idempotency record are written in one transaction; the relay is woken after commit.
+/// Signs a user up: the user and its `user.registered.v1` outbox row are written in one
+/// statement; with an `Idempotency-Key`, in one transaction with the key's record. The
+/// relay is woken after the commit.
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -64,38 +65,38 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let new_user = NewUser::parse(request.email.as_deref(), request.display_name.as_deref())?;
     let key = IdempotencyKey::from_headers(&headers)?;
-    let request_json = serde_json::json!({
-        "email": new_user.email.as_ref(),
-        "display_name": new_user.display_name.as_ref(),
-    });
+    let user = User::new(&new_user);
+    let event = Envelope::new(SOURCE, user.user_id.to_string(), 1, registered_event(&user));
+    let entry = OutboxEntry::new(&event)?;
+    let body = serde_json::to_value(UserResponse::from(user.clone()))
+        .expect("a struct of strings, a uuid and a timestamp always serialises");
 
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = &key {
-        match store::claim_idempotency_key(&mut tx, key.as_ref(), &request_json).await? {
-            IdempotencyClaim::New => {}
-            IdempotencyClaim::Replay { request, body } if request == request_json => {
-                tracing::info!("idempotent replay of an earlier sign-up");
-                return Ok(created(body));
+    match &key {
+        None => store::insert_user(&state.db, &user, &entry).await?,
+        Some(key) => {
+            let request_json = serde_json::json!({
+                "email": new_user.email.as_ref(),
+                "display_name": new_user.display_name.as_ref(),
+            });
+            let mut tx = state.db.begin().await?;
+            match store::claim_idempotency_key(&mut tx, key.as_ref(), &request_json).await? {
+                IdempotencyClaim::New => {}
+                IdempotencyClaim::Replay { request, body } if request == request_json => {
+                    tracing::info!("idempotent replay of an earlier sign-up");
+                    return Ok(created(body));
+                }
+                IdempotencyClaim::Replay { .. } => return Err(ApiError::IdempotencyKeyReused),
             }
-            IdempotencyClaim::Replay { .. } => return Err(ApiError::IdempotencyKeyReused),
+            store::insert_user(&mut *tx, &user, &entry).await?;
+            let status = StatusCode::CREATED.as_u16();
+            store::save_idempotent_response(&mut tx, key.as_ref(), status, &body).await?;
+            tx.commit().await?;
         }
     }
 
-    let user = store::insert_user(&mut tx, &new_user).await?;
-    let event = Envelope::new(SOURCE, user.user_id.to_string(), 1, registered_event(&user));
-    outbox::enqueue(&mut tx, &event).await?;
-    let user_id = user.user_id;
-    let body = serde_json::to_value(UserResponse::from(user))
-        .expect("a struct of strings, a uuid and a timestamp always serialises");
-    if let Some(key) = &key {
-        store::save_idempotent_response(&mut tx, key.as_ref(), StatusCode::CREATED.as_u16(), &body)
-            .await?;
-    }
-    tx.commit().await?;
-
     state.relay_wake.wake();
     metrics::counter!("users_registered_total").increment(1);
-    tracing::info!(user_id = %user_id, event_id = %event.id, "user registered");
+    tracing::info!(user_id = %user.user_id, event_id = %event.id, "user registered");
     Ok(created(body))
 }
 

@@ -1,43 +1,52 @@
-//! Writing an event to the outbox, inside the transaction that made it true.
+//! An outbox row before it is written: the event, as the relay will publish it, and the
+//! trace context its publish span will continue. The sign-up writes it in the same
+//! statement as the user (`store::insert_user`), so the event exists if and only if the
+//! user does.
 
 use events::{Envelope, Event};
-use sqlx::PgConnection;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::StoredTraceContext;
 
-/// Adds `event` to the outbox in the caller's transaction, with the trace context of the
-/// current span, so the relay publishes it only if the transaction commits and its publish
-/// span continues the caller's trace.
-///
-/// The envelope's `subject` must be the aggregate's UUID (the user id). Errors are
-/// `sqlx::Error` because this is one more statement of the caller's transaction: the
-/// caller rolls back on any of them. A payload that cannot be encoded (it always can) is
-/// reported as `sqlx::Error::Encode`.
-pub async fn enqueue<T: Event>(
-    tx: &mut PgConnection,
-    event: &Envelope<T>,
-) -> Result<(), sqlx::Error> {
-    // Before the INSERT span exists: the context stored is the caller's (the request
-    // span), which is what the relay's publish span should be a child of.
-    let trace = StoredTraceContext::capture_current();
-    let payload =
-        serde_json::to_value(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    let aggregate_id =
-        Uuid::parse_str(&event.subject).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    sqlx::query(
-        "insert into outbox (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
-         values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event.id)
-    .bind(&event.event_type)
-    .bind(aggregate_id)
-    .bind(payload)
-    .bind(trace.traceparent)
-    .bind(trace.tracestate)
-    .execute(tx)
-    .instrument(service_kit::db_span!("INSERT", "outbox"))
-    .await?;
-    Ok(())
+/// Why an event cannot go into the outbox. Neither happens with the events this service
+/// makes; they are errors rather than panics because the envelope is generic.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The envelope does not serialise.
+    #[error("the event cannot be serialised: {0}")]
+    Payload(#[from] serde_json::Error),
+    /// The envelope's subject is not the aggregate's UUID.
+    #[error("the event's subject is not a UUID: {0}")]
+    Subject(#[from] uuid::Error),
+}
+
+/// The values of one outbox row.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    /// The envelope's id; the row's key and the message id.
+    pub(crate) event_id: Uuid,
+    /// The envelope's type, e.g. `user.registered.v1`.
+    pub(crate) event_type: String,
+    /// The aggregate (the user) the event is about: the envelope's subject.
+    pub(crate) aggregate_id: Uuid,
+    /// The whole envelope: the message body.
+    pub(crate) payload: serde_json::Value,
+    /// The trace context of the span that prepared the row.
+    pub(crate) trace: StoredTraceContext,
+}
+
+impl OutboxEntry {
+    /// The row for `event`, with the trace context of the current span. The sign-up
+    /// handler calls this inside its request span and before the statement's own
+    /// `INSERT users` span exists, so what is stored is the request span: the parent the
+    /// relay's publish span should have.
+    pub fn new<T: Event>(event: &Envelope<T>) -> Result<Self, EntryError> {
+        Ok(Self {
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            aggregate_id: Uuid::parse_str(&event.subject)?,
+            payload: serde_json::to_value(event)?,
+            trace: StoredTraceContext::capture_current(),
+        })
+    }
 }

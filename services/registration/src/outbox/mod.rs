@@ -3,7 +3,7 @@
 //!
 //! | file | what it does with the table |
 //! |---|---|
-//! | `enqueue.rs` | [`enqueue`]: inserts a row inside the sign-up transaction |
+//! | `enqueue.rs` | [`OutboxEntry`]: the row a sign-up writes in the user's own statement |
 //! | `relay.rs` | [`Relay`]: claims unpublished rows, publishes them, marks them published; [`RelayWakeUp`]: the in-process signal after a sign-up's commit |
 //! | `backlog.rs` | [`report_backlog`]: the backlog gauges |
 //! | `retention.rs` | [`run_retention`]: deletes published rows past the retention |
@@ -19,10 +19,11 @@
 //! 1. **The request span.** `service_kit::trace_http::layer` opens the server span
 //!    `POST /users`, the child of the caller's `traceparent` header if there is one, and
 //!    the sign-up handler (`http::users::register`) runs inside it.
-//! 2. **Into the row.** The handler calls [`enqueue`] in its transaction. `enqueue` takes
-//!    `StoredTraceContext::capture_current` *before* it opens its own `INSERT outbox`
-//!    span, so what is stored is the request span, and writes it as W3C text to the
-//!    `traceparent` and `tracestate` columns of the row, next to the event.
+//! 2. **Into the row.** The handler prepares the row with [`OutboxEntry::new`], which takes
+//!    `StoredTraceContext::capture_current` while the request span is current (before the
+//!    statement's own `INSERT users` span exists), and `store::insert_user` writes it as
+//!    W3C text to the `traceparent` and `tracestate` columns of the row, next to the
+//!    event, in the statement that inserts the user.
 //! 3. **Out of the row.** The relay, later and in another task, reads the row back
 //!    (`OutboxRow`, whose `trace` field is the two columns) and, in
 //!    `relay::Relay::publish_row`, makes `StoredTraceContext::restore` the parent of the
@@ -54,7 +55,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 pub use backlog::report_backlog;
-pub use enqueue::enqueue;
+pub use enqueue::{EntryError, OutboxEntry};
 pub use relay::{Relay, RelayWakeUp};
 pub use retention::{purge_expired, run_retention};
 pub(crate) use trace::StoredTraceContext;

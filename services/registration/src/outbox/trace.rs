@@ -21,8 +21,8 @@ pub(crate) struct StoredTraceContext {
 }
 
 impl StoredTraceContext {
-    /// The context of the current tracing span. The sign-up's `enqueue` calls this before
-    /// it opens its `INSERT outbox` span, so the current span is the request span.
+    /// The context of the current tracing span. `OutboxEntry::new` calls this in the
+    /// sign-up's request span, before the `INSERT users` span exists.
     pub(crate) fn capture_current() -> Self {
         let context = tracing::Span::current().context();
         global::get_text_map_propagator(|propagator| Self::capture(propagator, &context))

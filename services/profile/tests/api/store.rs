@@ -1,9 +1,15 @@
-//! `store::apply_batch`: the one statement that applies every delivery of a group commit.
-//! Each change in a batch gets its own verdict, whatever else the batch holds.
+//! `store::apply_batch`, the one statement that applies every delivery of a group commit,
+//! and the projection's writer around it: each change in a batch gets its own verdict,
+//! whatever else the batch holds.
 
 use chrono::{DateTime, Utc};
-use events::{Event, UserRegisteredV1};
-use profile::store::{self, Applied, ProfileChange};
+use events::{Envelope, Event, UserRegisteredV1};
+use futures_util::future::join_all;
+use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use profile::{
+    projection::ProfileProjection,
+    store::{self, Applied, ProfileChange},
+};
 use uuid::Uuid;
 
 use crate::helpers::spawn_app;
@@ -72,6 +78,50 @@ async fn each_change_in_a_batch_gets_its_own_verdict() {
         .await
         .expect("the inbox counts");
     assert_eq!(inbox, 4, "one inbox row per distinct event");
+    db.close().await;
+    app.stop().await;
+}
+
+/// Nine deliveries handled at once share one batch; one of them carries a name the
+/// database refuses (a NUL character, which PostgreSQL's text cannot hold). The batch
+/// statement fails, each change is then tried alone, and only that delivery is retried:
+/// the other eight get their profiles.
+#[tokio::test]
+async fn a_change_the_database_refuses_fails_alone_and_its_batch_neighbours_are_applied() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let projection = ProfileProjection::new(db.clone(), 16);
+    let event = |name: &str| {
+        let user_id = Uuid::now_v7();
+        let data = UserRegisteredV1 {
+            user_id,
+            email: format!("{user_id}@example.org"),
+            display_name: name.to_owned(),
+            registered_at: Utc::now(),
+        };
+        Envelope::new("/test", user_id.to_string(), 1, data)
+    };
+    let mut events: Vec<_> = (0..8).map(|n| event(&format!("User {n}"))).collect();
+    events.push(event("Bad\u{0}Name"));
+    let users: Vec<Uuid> = events.iter().map(|e| e.data.user_id).collect();
+
+    // Act: submitted together, before the writer task runs, so they form one batch.
+    let outcomes = join_all(events.into_iter().map(|e| projection.handle(e))).await;
+
+    // Assert
+    let (bad, good) = outcomes.split_last().expect("nine outcomes");
+    assert!(
+        matches!(bad, HandlerOutcome::Retry(reason) if reason.starts_with("database")),
+        "{bad:?}"
+    );
+    assert!(good.iter().all(|o| *o == HandlerOutcome::Done), "{good:?}");
+    for user_id in &users[..8] {
+        let profile = store::find(&db, *user_id).await.expect("the profile reads");
+        assert!(profile.is_some(), "profile of {user_id}");
+    }
+    let bad_profile = store::find(&db, users[8]).await.expect("the profile reads");
+    assert!(bad_profile.is_none(), "the refused change wrote nothing");
     db.close().await;
     app.stop().await;
 }

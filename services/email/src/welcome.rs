@@ -156,49 +156,28 @@ impl WelcomeWriter {
         &self,
         batch: &[Submitted<NewMail>],
     ) -> Result<Vec<Result<Sent, WelcomeError>>, sqlx::Error> {
-        let size = batch.len();
         let mails: Vec<NewMail> = batch.iter().map(|s| s.item.clone()).collect();
         let ids: Vec<Uuid> = mails.iter().map(|new| new.mail.event_id).collect();
-        let callers: HashMap<Uuid, &tracing::Span> = ids
-            .iter()
-            .zip(batch)
-            .map(|(id, s)| (*id, &s.caller))
-            .rev()
-            .collect();
-        // One span per caller for each statement, in the caller's own trace.
-        let spans = |span: &dyn Fn(&tracing::Span) -> tracing::Span| {
-            batch.iter().map(|s| span(&s.caller)).collect::<Vec<_>>()
-        };
+        let spans = CallerSpans(batch);
 
         let mut tx = self.db.begin().await?;
-        let insert = spans(&|caller| db_span!("INSERT", "inbox", parent: caller, batch_size: size));
+        let insert = spans
+            .each(|caller, size| db_span!("INSERT", "inbox", parent: caller, batch_size: size));
         store::insert_pending_once(&mut tx, UserRegisteredV1::TYPE, &mails).await?;
         drop(insert);
-        let lock =
-            spans(&|caller| db_span!("SELECT", "welcome_mails", parent: caller, batch_size: size));
+        let lock = spans.each(
+            |caller, size| db_span!("SELECT", "welcome_mails", parent: caller, batch_size: size),
+        );
         let pending = store::lock_pending(&mut tx, &ids).await?;
         drop(lock);
 
-        let sends = pending.iter().map(|mail| {
-            let caller = callers
-                .get(&mail.event_id)
-                .map_or_else(tracing::Span::none, |span| (*span).clone());
-            self.mailer.send(mail).instrument(caller)
-        });
-        let mut failed: HashMap<Uuid, MailError> = HashMap::new();
-        let mut sent: HashSet<Uuid> = HashSet::new();
-        for (mail, result) in pending.iter().zip(join_all(sends).await) {
-            match result {
-                Ok(()) => sent.insert(mail.event_id),
-                Err(error) => failed.insert(mail.event_id, error).is_none(),
-            };
-        }
+        let sends = self.send_all(&pending, &spans).await;
 
-        let sent_ids: Vec<Uuid> = sent.iter().copied().collect();
-        let update =
-            spans(&|caller| db_span!("UPDATE", "welcome_mails", parent: caller, batch_size: size));
+        let update = spans.each(
+            |caller, size| db_span!("UPDATE", "welcome_mails", parent: caller, batch_size: size),
+        );
         let recorded = async {
-            store::mark_sent(&mut tx, &sent_ids).await?;
+            store::mark_sent(&mut tx, &sends.sent_ids()).await?;
             tx.commit().await
         };
         let recorded = match recorded.await {
@@ -206,41 +185,41 @@ impl WelcomeWriter {
             Err(error) => {
                 // The mails are out: losing that fact would send them again on the retry.
                 // The transaction is gone with its connection; record them on a fresh one.
-                tracing::warn!(%error, mails = sent.len(), "could not record the sent mails; retrying");
+                tracing::warn!(%error, mails = sends.sent.len(), "could not record the sent mails; retrying");
                 let out: Vec<NewMail> = mails
                     .iter()
-                    .filter(|new| sent.contains(&new.mail.event_id))
+                    .filter(|new| sends.sent.contains(&new.mail.event_id))
                     .cloned()
                     .collect();
-                metrics::counter!("welcome_mails_recorded_again_total").increment(out.len() as u64);
+                metrics::counter!("welcome_mails_recorded_again_total")
+                    .increment(sends.sent.len() as u64);
                 self.record_sent(&out)
                     .await
                     .map_err(|error| error.to_string())
             }
         };
         drop(update);
+        Ok(sends.outcomes(&ids, &recorded))
+    }
 
-        // Each event's first position in the batch carries its result; a repeat of it
-        // (one event delivered twice) was handled by the first.
-        let mut reported = HashSet::new();
-        Ok(ids
+    /// Step 3: hands the locked mails to the SMTP server, concurrently, each in its
+    /// caller's trace.
+    async fn send_all(&self, pending: &[OutgoingMail], spans: &CallerSpans<'_>) -> Sends {
+        let sends = pending
             .iter()
-            .map(|id| {
-                if !reported.insert(*id) {
-                    return Ok(Sent::Earlier);
+            .map(|mail| self.mailer.send(mail).instrument(spans.of(mail.event_id)));
+        let mut result = Sends::default();
+        for (mail, sent) in pending.iter().zip(join_all(sends).await) {
+            match sent {
+                Ok(()) => {
+                    result.sent.insert(mail.event_id);
                 }
-                if let Some(error) = failed.remove(id) {
-                    return Err(WelcomeError::Mail(error));
+                Err(error) => {
+                    result.failed.insert(mail.event_id, error);
                 }
-                if !sent.contains(id) {
-                    return Ok(Sent::Earlier);
-                }
-                match &recorded {
-                    Ok(()) => Ok(Sent::Now),
-                    Err(error) => Err(WelcomeError::Database(error.clone())),
-                }
-            })
-            .collect())
+            }
+        }
+        result
     }
 
     /// Records mails as sent outside the lost transaction, retrying for a few seconds (a
@@ -256,5 +235,70 @@ impl WelcomeWriter {
                     .with_max_times(8),
             )
             .await
+    }
+}
+
+/// The spans of a batch's callers: one span per caller for each statement, so each event's
+/// trace shows its own `INSERT inbox` and `smtp send`.
+struct CallerSpans<'a>(&'a [Submitted<NewMail>]);
+
+impl CallerSpans<'_> {
+    /// One span per caller, made by `span` from the caller's span and the batch size.
+    fn each(&self, span: impl Fn(&tracing::Span, usize) -> tracing::Span) -> Vec<tracing::Span> {
+        self.0
+            .iter()
+            .map(|s| span(&s.caller, self.0.len()))
+            .collect()
+    }
+
+    /// The span of the (first) caller that submitted `event_id`.
+    fn of(&self, event_id: Uuid) -> tracing::Span {
+        self.0
+            .iter()
+            .find(|s| s.item.mail.event_id == event_id)
+            .map_or_else(tracing::Span::none, |s| s.caller.clone())
+    }
+}
+
+/// What the SMTP server said to each mail of a batch.
+#[derive(Debug, Default)]
+struct Sends {
+    /// Accepted.
+    sent: HashSet<Uuid>,
+    /// Refused or not reached, with why.
+    failed: HashMap<Uuid, MailError>,
+}
+
+impl Sends {
+    fn sent_ids(&self) -> Vec<Uuid> {
+        self.sent.iter().copied().collect()
+    }
+
+    /// Each position's outcome. An event's first position carries its result; a repeat of
+    /// it (one event delivered twice) was handled by the first. A mail that was not
+    /// pending had been sent before.
+    fn outcomes(
+        mut self,
+        ids: &[Uuid],
+        recorded: &Result<(), String>,
+    ) -> Vec<Result<Sent, WelcomeError>> {
+        let mut reported = HashSet::new();
+        ids.iter()
+            .map(|id| {
+                if !reported.insert(*id) {
+                    return Ok(Sent::Earlier);
+                }
+                if let Some(error) = self.failed.remove(id) {
+                    return Err(WelcomeError::Mail(error));
+                }
+                if !self.sent.contains(id) {
+                    return Ok(Sent::Earlier);
+                }
+                match recorded {
+                    Ok(()) => Ok(Sent::Now),
+                    Err(error) => Err(WelcomeError::Database(error.clone())),
+                }
+            })
+            .collect()
     }
 }

@@ -13,6 +13,8 @@ pub mod http;
 /// publishes it, the backlog gauges, the event log's retention and replay, and the one page
 /// that follows a sign-up's trace context from the HTTP request to the consumers.
 pub mod outbox;
+/// Concurrent sign-ups written together: one statement and one commit per batch.
+pub mod sign_ups;
 /// Building and running the app.
 pub mod startup;
 /// SQL for users and idempotency keys.

@@ -9,6 +9,7 @@ use crate::{
     config::{Config, IDENTITY},
     http::{self, AppState},
     outbox::{self, Relay, RelayWakeUp},
+    sign_ups::SignUps,
 };
 
 /// The migrations, embedded in the binary so a deployment is one file.
@@ -38,6 +39,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     };
     let state = AppState {
         db: db.clone(),
+        sign_ups: SignUps::new(db.clone(), config.max_concurrent_requests),
         relay_wake: wake,
     };
     let outbox_settings = config.outbox.clone();

@@ -2,6 +2,8 @@
 //! Runtime-checked queries (`query_as` + `FromRow`): see docs/decisions/0002 for why not
 //! the compile-time macros. Each statement runs in a `service_kit::db_span!` client span.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, PgPool};
@@ -16,9 +18,16 @@ pub enum StoreError {
     /// The unique constraint on `users.email` fired.
     #[error("email already registered")]
     DuplicateEmail,
-    /// Anything else from the database.
+    /// Anything else from the database. Shared, because a failed group commit
+    /// ([`crate::sign_ups`]) is every caller's failure.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
 }
 
 /// A user, as stored and as the API shows it.
@@ -48,45 +57,106 @@ impl User {
     }
 }
 
-/// Inserts the user and its event's outbox row in one statement: the outbox insert reads
-/// the user insert's `RETURNING`, so the event is written if and only if the user is,
-/// atomically, in one round trip (no BEGIN and COMMIT around two statements). Runs on a
-/// pool (its own transaction) or inside the caller's (the `Idempotency-Key` path). A taken
-/// email is [`StoreError::DuplicateEmail`] and writes nothing.
-pub async fn insert_user<'c>(
-    db: impl PgExecutor<'c>,
-    user: &User,
-    event: &OutboxEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "with new_user as (
-             insert into users (user_id, email, display_name, created_at)
-             values ($1, $2, $3, $4)
-             returning user_id)
-         insert into outbox
-             (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
-         select $5, $6, $7, $8, $9, $10 from new_user",
-    )
-    .bind(user.user_id)
-    .bind(&user.email)
-    .bind(&user.display_name)
-    .bind(user.created_at)
-    .bind(event.event_id)
-    .bind(&event.event_type)
-    .bind(event.aggregate_id)
-    .bind(&event.payload)
-    .bind(&event.trace.traceparent)
-    .bind(&event.trace.tracestate)
-    .execute(db)
-    .instrument(service_kit::db_span!("INSERT", "users"))
-    .await
-    .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
-            StoreError::DuplicateEmail
+/// A user to insert with its event's outbox row.
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    /// The new user.
+    pub user: User,
+    /// The `user.registered` event about them.
+    pub event: OutboxEntry,
+}
+
+/// What became of one sign-up of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The user and the outbox row are written.
+    Created,
+    /// The address belongs to a user already (or to an earlier sign-up of the same
+    /// batch): nothing is written for this one.
+    EmailTaken,
+}
+
+impl Inserted {
+    /// The verdict as the caller of a single sign-up sees it.
+    pub fn into_result(self) -> Result<(), StoreError> {
+        match self {
+            Self::Created => Ok(()),
+            Self::EmailTaken => Err(StoreError::DuplicateEmail),
         }
-        _ => StoreError::Database(error),
-    })?;
-    Ok(())
+    }
+}
+
+/// Inserts one user and its event's outbox row inside the caller's transaction (the
+/// `Idempotency-Key` path; the others go through [`crate::sign_ups`]).
+pub async fn insert_user(tx: &mut PgConnection, sign_up: &SignUp) -> Result<(), StoreError> {
+    let inserted = insert_users(tx, std::slice::from_ref(sign_up))
+        .instrument(service_kit::db_span!("INSERT", "users"))
+        .await?;
+    match inserted.first() {
+        Some(inserted) => inserted.into_result(),
+        None => Err(sqlx::Error::RowNotFound.into()),
+    }
+}
+
+/// Inserts users and their events' outbox rows in one statement: the outbox insert reads
+/// the user insert's `RETURNING`, so an event is written if and only if its user is,
+/// atomically, for the whole batch in one round trip (no BEGIN and COMMIT around two
+/// statements). A taken address skips its sign-up only (`on conflict do nothing`), so it
+/// does not fail its neighbours. Runs on a pool (its own transaction) or inside the
+/// caller's (the `Idempotency-Key` path). Returns one verdict per sign-up, in order.
+///
+/// Users are inserted in address order: two batches in two processes that share
+/// addresses take the unique index's locks in the same order and cannot deadlock.
+pub async fn insert_users<'c>(
+    db: impl PgExecutor<'c>,
+    sign_ups: &[SignUp],
+) -> Result<Vec<Inserted>, sqlx::Error> {
+    fn column<T>(sign_ups: &[SignUp], field: impl Fn(&SignUp) -> T) -> Vec<T> {
+        sign_ups.iter().map(field).collect()
+    }
+    let created: Vec<(bool,)> = sqlx::query_as(
+        "with batch as (
+             select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],
+                                  $5::uuid[], $6::text[], $7::uuid[], $8::jsonb[], $9::text[],
+                                  $10::text[])
+             with ordinality as b(user_id, email, display_name, created_at,
+                                  event_id, event_type, aggregate_id, payload,
+                                  traceparent, tracestate, position)),
+         new_users as (
+             insert into users (user_id, email, display_name, created_at)
+             select user_id, email, display_name, created_at from batch order by email
+             on conflict (email) do nothing
+             returning user_id),
+         new_events as (
+             insert into outbox
+                 (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
+             select event_id, event_type, aggregate_id, payload, traceparent, tracestate
+             from batch join new_users using (user_id) order by position)
+         select exists (select 1 from new_users n where n.user_id = b.user_id)
+         from batch b order by b.position",
+    )
+    .bind(column(sign_ups, |s| s.user.user_id))
+    .bind(column(sign_ups, |s| s.user.email.clone()))
+    .bind(column(sign_ups, |s| s.user.display_name.clone()))
+    .bind(column(sign_ups, |s| s.user.created_at))
+    .bind(column(sign_ups, |s| s.event.event_id))
+    .bind(column(sign_ups, |s| s.event.event_type.clone()))
+    .bind(column(sign_ups, |s| s.event.aggregate_id))
+    .bind(column(sign_ups, |s| s.event.payload.clone()))
+    .bind(column(sign_ups, |s| s.event.trace.traceparent.clone()))
+    .bind(column(sign_ups, |s| s.event.trace.tracestate.clone()))
+    .fetch_all(db)
+    .await?;
+    Ok(created
+        .into_iter()
+        .map(|(created,)| {
+            if created {
+                Inserted::Created
+            } else {
+                Inserted::EmailTaken
+            }
+        })
+        .collect())
 }
 
 /// Reads one user.

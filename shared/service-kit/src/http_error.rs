@@ -1,6 +1,8 @@
 //! One error type for every handler: the status, the JSON body and the logging of a
 //! failed request are decided here, once, for all three services.
 
+use std::sync::Arc;
+
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -28,9 +30,16 @@ pub enum HttpError {
         message: String,
     },
     /// The database failed: 503 with `Retry-After` when it is unreachable or saturated
-    /// (retrying will help), 500 otherwise. Details go to the log only.
+    /// (retrying will help), 500 otherwise. Details go to the log only. Shared, because
+    /// one failed statement can be the answer to many requests (a group commit).
     #[error("database failure")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for HttpError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
 }
 
 impl HttpError {
@@ -92,7 +101,7 @@ impl IntoResponse for HttpError {
                 };
                 body.with_status(status)
             }
-            Self::Database(error) if is_unavailable(&error) => {
+            Self::Database(error) if is_unavailable(error.as_ref()) => {
                 tracing::warn!(error = %error, "database unavailable");
                 let mut response = ErrorBody::new(
                     "unavailable",

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -30,7 +32,7 @@ pub enum ApiError {
     NotFound,
     /// The database failed: 503 or 500, details in the log only.
     #[error("database failure")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] Arc<sqlx::Error>),
 }
 
 impl From<StoreError> for ApiError {
@@ -44,13 +46,13 @@ impl From<StoreError> for ApiError {
 
 impl From<EntryError> for ApiError {
     fn from(error: EntryError) -> Self {
-        Self::Database(sqlx::Error::Encode(Box::new(error)))
+        Self::Database(Arc::new(sqlx::Error::Encode(Box::new(error))))
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Database(error)
+        Self::Database(Arc::new(error))
     }
 }
 

@@ -20,7 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 
-use crate::outbox::RelayWakeUp;
+use crate::{outbox::RelayWakeUp, sign_ups::SignUps};
 
 /// Largest accepted request body. A sign-up is a few hundred bytes; anything near this is
 /// a mistake or an attack, and is answered 413 before it is read into memory.
@@ -29,11 +29,13 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// A request that takes longer than this is answered 408 rather than left hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the handlers share. Cheap to clone: a pool handle and an `Arc`.
+/// What the handlers share. Cheap to clone: handles to a pool, a task and an `Arc`.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// Registration's database.
     pub db: PgPool,
+    /// The sign-ups' shared writer (group commit).
+    pub sign_ups: SignUps,
     /// Wakes this process's outbox relay after a commit, so a sign-up's event leaves at
     /// once instead of waiting for the next sweep. In-process, not PostgreSQL `NOTIFY`:
     /// see [`RelayWakeUp`].

@@ -17,7 +17,7 @@ use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
     outbox::{OutboxEntry, SOURCE},
-    store::{self, IdempotencyClaim, User},
+    store::{self, IdempotencyClaim, SignUp, User},
 };
 
 pub(super) fn router() -> Router<AppState> {
@@ -56,8 +56,9 @@ impl From<User> for UserResponse {
 }
 
 /// Signs a user up: the user and its `user.registered.v1` outbox row are written in one
-/// statement; with an `Idempotency-Key`, in one transaction with the key's record. The
-/// relay is woken after the commit.
+/// statement, shared with the other sign-ups in flight ([`crate::sign_ups`]); with an
+/// `Idempotency-Key`, in one transaction with the key's record. The relay is woken after
+/// the commit.
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -71,8 +72,11 @@ async fn register(
     let body = serde_json::to_value(UserResponse::from(user.clone()))
         .expect("a struct of strings, a uuid and a timestamp always serialises");
 
+    let user_id = user.user_id;
+    let sign_up = SignUp { user, event: entry };
+
     match &key {
-        None => store::insert_user(&state.db, &user, &entry).await?,
+        None => state.sign_ups.insert(sign_up).await?,
         Some(key) => {
             let request_json = serde_json::json!({
                 "email": new_user.email.as_ref(),
@@ -87,7 +91,7 @@ async fn register(
                 }
                 IdempotencyClaim::Replay { .. } => return Err(ApiError::IdempotencyKeyReused),
             }
-            store::insert_user(&mut *tx, &user, &entry).await?;
+            store::insert_user(&mut tx, &sign_up).await?;
             let status = StatusCode::CREATED.as_u16();
             store::save_idempotent_response(&mut tx, key.as_ref(), status, &body).await?;
             tx.commit().await?;
@@ -96,7 +100,7 @@ async fn register(
 
     state.relay_wake.wake();
     metrics::counter!("users_registered_total").increment(1);
-    tracing::info!(user_id = %user.user_id, event_id = %event.id, "user registered");
+    tracing::info!(user_id = %user_id, event_id = %event.id, "user registered");
     Ok(created(body))
 }
 

@@ -1,6 +1,6 @@
 //! An outbox row before it is written: the event, as the relay will publish it, and the
 //! trace context its publish span will continue. The sign-up writes it in the same
-//! statement as the user (`store::insert_user`), so the event exists if and only if the
+//! statement as the user (`store::insert_users`), so the event exists if and only if the
 //! user does.
 
 use events::{Envelope, Event};

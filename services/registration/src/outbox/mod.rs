@@ -21,9 +21,10 @@
 //!    the sign-up handler (`http::users::register`) runs inside it.
 //! 2. **Into the row.** The handler prepares the row with [`OutboxEntry::new`], which takes
 //!    `StoredTraceContext::capture_current` while the request span is current (before the
-//!    statement's own `INSERT users` span exists), and `store::insert_user` writes it as
+//!    statement's own `INSERT users` span exists), and `store::insert_users` writes it as
 //!    W3C text to the `traceparent` and `tracestate` columns of the row, next to the
-//!    event, in the statement that inserts the user.
+//!    event, in the statement that inserts the user (with the other sign-ups of its
+//!    batch, `sign_ups`, each row with its own request's context).
 //! 3. **Out of the row.** The relay, later and in another task, reads the row back
 //!    (`OutboxRow`, whose `trace` field is the two columns) and, in
 //!    `relay::Relay::publish_row`, makes `StoredTraceContext::restore` the parent of the

@@ -4,6 +4,7 @@ use axum::{body::Body, http::Request};
 use registration::{
     http::{AppState, router},
     outbox::RelayWakeUp,
+    sign_ups::SignUps,
 };
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -39,6 +40,7 @@ fn sign_up() -> Request<Body> {
 async fn a_saturated_api_answers_503_with_retry_after() {
     let (_listener, db) = stalled_database().await;
     let state = AppState {
+        sign_ups: SignUps::new(db.clone(), 1),
         db,
         relay_wake: RelayWakeUp::default(),
     };
@@ -79,6 +81,7 @@ async fn an_unreachable_database_is_a_503_with_retry_after() {
         .expect("a lazy pool needs no connection");
     let app = router(
         AppState {
+            sign_ups: SignUps::new(db.clone(), 8),
             db,
             relay_wake: RelayWakeUp::default(),
         },

@@ -6,5 +6,6 @@ mod backpressure;
 mod bad_input;
 mod helpers;
 mod idempotency;
+mod sign_ups;
 mod trace_context;
 mod users;

@@ -23,9 +23,6 @@ pub struct Config {
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
-    /// Largest number of open database connections.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
-    pub database_max_connections: u32,
     /// Without a subcommand the service runs.
     #[command(subcommand)]
     pub command: Option<RegistrationCommand>,

@@ -19,9 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// the upkeep tasks. Fails if the address is taken or the database cannot be made ready.
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let app = App::bind(IDENTITY.name, &config.service).await?;
-    let settings = config
-        .service
-        .pool_settings(config.database_max_connections);
+    let settings = config.service.pool_settings();
     let db = postgres::connect(&config.service.database_url, &MIGRATOR, settings)
         .await
         .context("cannot prepare the registration database")?;

@@ -42,6 +42,10 @@ pub struct ServiceArgs {
     /// This service's own database; created if missing, migrated at start.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Largest number of open database connections. Handlers share few of them: writes
+    /// go through one group-commit writer at a time, so the rest serve HTTP reads.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
     /// How long a request or a handler waits for a database connection, in milliseconds.
     /// While the database is unreachable the pool keeps trying to connect for this long
     /// before the caller gets an error (a 503, or a retried delivery), so it is also how
@@ -64,11 +68,10 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    /// The database pool's settings: `max_connections` is the service's own choice (it
-    /// bounds its concurrent database work), the acquire timeout is configured.
-    pub fn pool_settings(&self, max_connections: u32) -> PoolSettings {
+    /// The database pool's settings, as configured.
+    pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            max_connections,
+            max_connections: self.database_max_connections,
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
         }
     }

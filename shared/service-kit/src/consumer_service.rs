@@ -92,8 +92,7 @@ impl ConsumerService {
     {
         let (service, settings) = (&config.service, &config.consumer.settings);
         let app = App::bind(self.identity.name, service).await?;
-        // One connection per in-flight message, plus a few for HTTP reads.
-        let pool = service.pool_settings(u32::from(settings.prefetch) + 4);
+        let pool = service.pool_settings();
         let migrator = inbox::with_inbox_migration(self.migrator);
         let db = postgres::connect(&service.database_url, &migrator, pool).await?;
         let (handler, routes) = parts(db.clone());

@@ -32,7 +32,7 @@ pub use self::{
     api::{Emails, Endpoint, Profiles, Registration, trace_id, traceresponse},
     ops::Ops,
     options::{
-        CONSUMER_PREFETCH, Link, Options, REGISTRATION_POOL, RETRY_INITIAL_DELAY_MS,
+        CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, RETRY_INITIAL_DELAY_MS,
         RETRY_MAX_ATTEMPTS, RetrySchedule, Service,
     },
     processes::Processes,
@@ -50,8 +50,8 @@ use crate::{
 
 /// How many test systems may run at once in one test process. All tests share one
 /// PostgreSQL, which allows 100 connections: a system takes up to
-/// [`REGISTRATION_POOL`] + 2 × ([`CONSUMER_PREFETCH`] + 4) for its services plus a few for
-/// the harness, about 35, so two fit with room to spare and three might not. On a
+/// 3 × [`DATABASE_POOL`] for its services plus a few for the harness, about 20, so two
+/// fit with room to spare (with the bench or a second test run beside them). On a
 /// machine with more cores than that, the other tests wait for a slot instead of failing
 /// to connect.
 const MAX_CONCURRENT_SYSTEMS: usize = 2;

@@ -8,12 +8,13 @@ pub const RETRY_INITIAL_DELAY_MS: u64 = 200;
 /// Attempts in all before a message is dead-lettered, in tests.
 pub const RETRY_MAX_ATTEMPTS: u32 = 4;
 
-/// The consumers' prefetch in tests (the services' default is 16): the deliveries each
-/// consumer has in flight at most, and (plus 4) the size of its database pool.
+/// The consumers' prefetch in tests (the services' default is 64): the deliveries each
+/// consumer has in flight at most, and so its largest group commit. Small, so that the
+/// fault scenarios see many batches.
 pub const CONSUMER_PREFETCH: u16 = 8;
 
-/// Registration's database pool in tests (the service's default is 10).
-pub const REGISTRATION_POOL: u32 = 5;
+/// Each service's database pool in tests (the services' default is 10).
+pub const DATABASE_POOL: u32 = 5;
 
 /// The services by name, so that tests say which one they mean without strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use crate::{defaults, otlp_sink::OtlpSink, smtp_sink::SmtpSink, tcp_proxy::TcpProxy};
 
 use super::{
-    options::{CONSUMER_PREFETCH, Link, Options, REGISTRATION_POOL, Service},
+    options::{CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, Service},
     topology::Topology,
 };
 
@@ -95,7 +95,7 @@ impl Wiring<'_> {
             ("OUTBOX_SWEEP_INTERVAL_MS", "500".to_owned()),
             // Both bound the connections a system takes from the shared PostgreSQL
             // (see MAX_CONCURRENT_SYSTEMS).
-            ("DATABASE_MAX_CONNECTIONS", REGISTRATION_POOL.to_string()),
+            ("DATABASE_MAX_CONNECTIONS", DATABASE_POOL.to_string()),
             ("CONSUMER_PREFETCH", CONSUMER_PREFETCH.to_string()),
         ]
         .into_iter()

@@ -60,7 +60,8 @@ async fn sign_ups_in_one_batch_get_their_own_answers() {
     );
     assert_eq!(app.count("select count(*) from outbox").await, 35);
     assert_eq!(
-        app.count("select count(distinct traceparent) from outbox").await,
+        app.count("select count(distinct traceparent) from outbox")
+            .await,
         35,
         "each row carries its own request's trace context"
     );

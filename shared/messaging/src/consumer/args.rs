@@ -18,8 +18,10 @@ pub struct ConsumerArgs {
 /// The consumer's tuning, as flags and variables.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumerSettings {
-    /// Messages in flight at once (AMQP prefetch, and handler concurrency).
-    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 16)]
+    /// Messages in flight at once (AMQP prefetch, and handler concurrency). Also the
+    /// largest group commit: under load, the deliveries in flight are written together,
+    /// so a larger prefetch means fewer, larger transactions (docs/decisions/0010).
+    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
     /// Delay before the first retry of a failed message, in milliseconds; doubled for
     /// each further retry.

@@ -35,9 +35,9 @@ struct Args {
     /// Seconds of load in each fixed-rate phase.
     #[arg(long)]
     phase_secs: Option<f64>,
-    /// The rate of the last phase, sign-ups/s.
-    #[arg(long)]
-    fixed_rate: Option<f64>,
+    /// The rates of the last phases, sign-ups/s (repeat the flag, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    fixed_rate: Vec<f64>,
     /// How long a phase waits for its sign-ups to complete after the last POST.
     #[arg(long)]
     complete_timeout_secs: Option<u64>,
@@ -72,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(secs) = args.phase_secs {
         plan.phase_duration = Duration::try_from_secs_f64(secs)?;
     }
-    plan.fixed_rate = args.fixed_rate.unwrap_or(plan.fixed_rate);
+    if !args.fixed_rate.is_empty() {
+        plan.fixed_rates = args.fixed_rate;
+    }
     if let Some(secs) = args.complete_timeout_secs {
         plan.complete_timeout = Duration::from_secs(secs);
     }

@@ -1,6 +1,6 @@
 //! The services under load: start the release binaries, note their idle memory, then
-//! run the load generator at saturation, at half the saturation rate, and at a fixed
-//! rate, recording what each process used in each phase.
+//! run the load generator at saturation, at half the saturation rate, and at fixed
+//! rates, recording what each process used in each phase.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ const KEEPS_UP: f64 = 0.9;
 /// One load phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
-    /// `saturation`, `half`, `fixed`.
+    /// `saturation`, `half`, or `at <rate>/s`.
     pub name: String,
     /// Offered sign-ups/s; `None` for as fast as possible.
     pub offered: Option<f64>,
@@ -106,7 +106,11 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     );
     phases.push(phase("saturation", &saturation, &watched, limit).await?);
     let half = (phases[0].report.end_to_end_per_second / 2.0).max(1.0);
-    for (name, rate) in [("half", half), ("fixed", plan.fixed_rate)] {
+    let fixed = plan
+        .fixed_rates
+        .iter()
+        .map(|&rate| (format!("at {rate:.0}/s"), rate));
+    for (name, rate) in std::iter::once(("half".to_owned(), half)).chain(fixed) {
         let count = ((rate * plan.phase_duration.as_secs_f64()).ceil() as usize).max(10);
         eprintln!("{name}: {count} sign-ups at {rate:.0}/s");
         let paced = Plan {
@@ -114,7 +118,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
             rate: Some(rate),
             ..base.clone()
         };
-        phases.push(phase(name, &paced, &watched, limit).await?);
+        phases.push(phase(&name, &paced, &watched, limit).await?);
     }
     drop(deployment);
     Ok(ServicesResult {

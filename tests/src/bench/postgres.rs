@@ -1,7 +1,9 @@
 //! PostgreSQL's limit for this flow's shape, with sqlx as the services use it: a
 //! transaction of two inserts (a row and its outbox or inbox companion), committed with
 //! the server's default durability, by 1, 8 and 32 clients at once, each on its own
-//! pooled connection. In a database of its own, dropped afterwards.
+//! pooled connection; then the same rows for a batch of sign-ups per transaction (two
+//! `unnest` inserts), as the services' group commits write them, by 1 and 3 clients (one
+//! writer per service). In a database of its own, dropped afterwards.
 
 use std::{
     sync::{
@@ -27,19 +29,32 @@ const SCHEMA: [&str; 2] = [
         created_at timestamptz not null default now(), published_at timestamptz)",
 ];
 
-/// One client count's result.
+/// How one measurement writes: clients at once, and sign-ups per transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PgShape {
+    /// Clients running transactions at once.
+    pub clients: usize,
+    /// Sign-ups (a user and its outbox row) per transaction.
+    pub batch: usize,
+}
+
+/// One shape's result.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct PgRate {
     /// Clients running transactions at once.
     pub clients: usize,
+    /// Sign-ups per transaction.
+    pub batch: usize,
     /// Transactions committed.
     pub transactions: usize,
     /// Committed transactions per second.
     pub per_second: f64,
+    /// Sign-ups' rows written per second: `per_second × batch`.
+    pub sign_ups_per_second: f64,
 }
 
-/// Measures each of `levels` (clients) for `duration`.
-pub(super) async fn measure(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<PgRate>> {
+/// Measures each shape for `duration`.
+pub(super) async fn measure(shapes: &[PgShape], duration: Duration) -> anyhow::Result<Vec<PgRate>> {
     let database = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let admin_url = format!("{}/postgres", defaults::POSTGRES_BASE);
     let mut admin = PgConnection::connect(&admin_url)
@@ -50,7 +65,7 @@ pub(super) async fn measure(levels: &[usize], duration: Duration) -> anyhow::Res
     )))
     .execute(&mut admin)
     .await?;
-    let result = measure_in(&database, levels, duration).await;
+    let result = measure_in(&database, shapes, duration).await;
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
         "drop database if exists \"{database}\" with (force)"
     )))
@@ -61,11 +76,11 @@ pub(super) async fn measure(levels: &[usize], duration: Duration) -> anyhow::Res
 
 async fn measure_in(
     database: &str,
-    levels: &[usize],
+    shapes: &[PgShape],
     duration: Duration,
 ) -> anyhow::Result<Vec<PgRate>> {
     let url = format!("{}/{database}", defaults::POSTGRES_BASE);
-    let most = levels.iter().copied().max().unwrap_or(1);
+    let most = shapes.iter().map(|shape| shape.clients).max().unwrap_or(1);
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(most).unwrap_or(32))
         .connect(&url)
@@ -74,7 +89,7 @@ async fn measure_in(
         sqlx::query(statement).execute(&pool).await?;
     }
     let mut rates = Vec::new();
-    for &clients in levels {
+    for &PgShape { clients, batch } in shapes {
         let committed = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let deadline = started + duration;
@@ -83,7 +98,7 @@ async fn measure_in(
             let (pool, committed) = (pool.clone(), committed.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    transaction(&pool).await?;
+                    transaction(&pool, batch).await?;
                     committed.fetch_add(1, Ordering::Relaxed);
                 }
                 anyhow::Ok(())
@@ -93,31 +108,60 @@ async fn measure_in(
             task.await??;
         }
         let transactions = committed.load(Ordering::Relaxed);
+        let per_second = transactions as f64 / started.elapsed().as_secs_f64();
         rates.push(PgRate {
             clients,
+            batch,
             transactions,
-            per_second: transactions as f64 / started.elapsed().as_secs_f64(),
+            per_second,
+            sign_ups_per_second: per_second * batch as f64,
         });
     }
     pool.close().await;
     Ok(rates)
 }
 
-/// One sign-up's worth of writing: a user and its outbox row, in one transaction.
-async fn transaction(pool: &PgPool) -> anyhow::Result<()> {
-    let id = uuid::Uuid::now_v7();
+/// `batch` sign-ups' worth of writing: users and their outbox rows, in one transaction.
+/// A batch of one is written with plain `values`, as a service without group commit would.
+async fn transaction(pool: &PgPool, batch: usize) -> anyhow::Result<()> {
+    let ids: Vec<uuid::Uuid> = (0..batch).map(|_| uuid::Uuid::now_v7()).collect();
+    let emails: Vec<String> = ids
+        .iter()
+        .map(|id| format!("{id}@bench.example.org"))
+        .collect();
+    let payloads: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({ "id": id, "type": "user.registered.v1" }))
+        .collect();
     let mut tx = pool.begin().await?;
-    sqlx::query("insert into users (id, email, display_name) values ($1, $2, $3)")
-        .bind(id)
-        .bind(format!("{id}@bench.example.org"))
-        .bind("Bench user")
+    if let ([id], [email], [payload]) = (&ids[..], &emails[..], &payloads[..]) {
+        sqlx::query("insert into users (id, email, display_name) values ($1, $2, 'Bench user')")
+            .bind(id)
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("insert into outbox (event_id, payload) values ($1, $2)")
+            .bind(id)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "insert into users (id, email, display_name)
+             select id, email, 'Bench user' from unnest($1::uuid[], $2::text[]) as b(id, email)",
+        )
+        .bind(&ids)
+        .bind(&emails)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("insert into outbox (event_id, payload) values ($1, $2)")
-        .bind(id)
-        .bind(serde_json::json!({ "id": id, "type": "user.registered.v1" }))
+        sqlx::query(
+            "insert into outbox (event_id, payload) select * from unnest($1::uuid[], $2::jsonb[])",
+        )
+        .bind(&ids)
+        .bind(&payloads)
         .execute(&mut *tx)
         .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -61,7 +61,10 @@ impl ProfileProjection {
             .await
             .map_err(|error| error.to_string())??;
         match applied {
-            Applied::Written => metrics::counter!("profiles_created_total").increment(1),
+            Applied::Written => {
+                metrics::counter!("profiles_created_total").increment(1);
+                tracing::info!(%event_id, "profile written");
+            }
             Applied::Stale => tracing::info!(%event_id, sequence, "stale event ignored"),
             Applied::AlreadyApplied => tracing::info!(%event_id, "event already applied"),
         }

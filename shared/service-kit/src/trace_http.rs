@@ -21,7 +21,8 @@ pub const TRACERESPONSE: &str = "traceresponse";
 /// Middleware: one server span per request, named `METHOD /route/template` (low
 /// cardinality, so Jaeger groups requests sensibly), continuing the caller's trace when a
 /// `traceparent` header is present, and answering with `traceresponse`. Also counts the
-/// request and records its latency in Prometheus.
+/// request and records its latency in Prometheus, and logs the requests answered with an
+/// error (the others at debug).
 ///
 /// Add it with `Router::layer(axum::middleware::from_fn(trace_http::layer))` on the API
 /// routes; the matched route is only known there.
@@ -59,11 +60,16 @@ pub async fn layer(request: Request, next: Next) -> Response {
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
+    // One log line per request or event: a request that did what it was asked is in the
+    // handler's own line (e.g. "user registered"), its span and the metrics; the
+    // middleware adds a line at info only for an error answer.
+    let latency_ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
-        tracing::info!(
-            latency_ms = started.elapsed().as_millis() as u64,
-            "request finished"
-        )
+        if status.is_client_error() || status.is_server_error() {
+            tracing::info!(latency_ms, "request finished");
+        } else {
+            tracing::debug!(latency_ms, "request finished");
+        }
     });
 
     let labels = [

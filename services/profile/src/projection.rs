@@ -72,8 +72,8 @@ impl ProfileProjection {
     }
 }
 
-/// Applies a batch of changes in one statement. If the batch fails, each change is tried
-/// on its own, so that a change the database refuses fails alone.
+/// Applies a batch of changes in one statement. If the database refuses the batch, each
+/// change is tried on its own, so that a change it refuses fails alone.
 #[derive(Debug)]
 struct ProfileWriter {
     db: PgPool,
@@ -96,8 +96,9 @@ impl BatchWriter for ProfileWriter {
         let event_type = UserRegisteredV1::TYPE;
         let outcomes = match store::apply_batch(&self.db, event_type, &changes).await {
             Ok(applied) => applied.into_iter().map(Ok).collect(),
-            Err(error) if batch_size == 1 => vec![Err(format!("database: {error}"))],
-            Err(_) => {
+            // The server refused the statement: one of the changes may be at fault, so
+            // each is tried on its own and only that one fails.
+            Err(sqlx::Error::Database(_)) if batch_size > 1 => {
                 let mut outcomes = Vec::with_capacity(batch_size);
                 for change in changes {
                     let single = store::apply_batch(&self.db, event_type, &[change]).await;
@@ -108,6 +109,9 @@ impl BatchWriter for ProfileWriter {
                 }
                 outcomes
             }
+            // Unreachable or overloaded: the same for every change (one by one would only
+            // multiply the wait); each delivery is retried.
+            Err(error) => vec![Err(format!("database: {error}")); batch_size],
         };
         drop(spans);
         outcomes

@@ -116,9 +116,9 @@ impl WelcomeHandler {
     }
 }
 
-/// Sends a batch of welcome mails in one transaction (module docs). If the transaction
-/// fails before anything was sent, each mail is tried on its own, so that one the
-/// database refuses fails alone.
+/// Sends a batch of welcome mails in one transaction (module docs). If the database
+/// refuses the batch before anything was sent, each mail is tried on its own, so that one
+/// it refuses fails alone.
 #[derive(Debug)]
 struct WelcomeWriter {
     db: PgPool,
@@ -132,8 +132,9 @@ impl BatchWriter for WelcomeWriter {
     async fn write(&self, batch: Vec<Submitted<NewMail>>) -> Vec<Self::Outcome> {
         match self.send_batch(&batch).await {
             Ok(outcomes) => outcomes,
-            Err(error) if batch.len() == 1 => vec![Err(WelcomeError::Database(error.to_string()))],
-            Err(_) => {
+            // The server refused a statement: one of the mails may be at fault, so each is
+            // tried on its own and only that one fails.
+            Err(sqlx::Error::Database(_)) if batch.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for submitted in batch {
                     let single = self.send_batch(std::slice::from_ref(&submitted)).await;
@@ -145,6 +146,14 @@ impl BatchWriter for WelcomeWriter {
                     });
                 }
                 outcomes
+            }
+            // Unreachable or overloaded: the same for every mail (one by one would only
+            // multiply the wait); each delivery is retried.
+            Err(error) => {
+                let reason = error.to_string();
+                (0..batch.len())
+                    .map(|_| Err(WelcomeError::Database(reason.clone())))
+                    .collect()
             }
         }
     }

@@ -55,7 +55,7 @@ async fn a_repeated_idempotency_key_returns_the_same_user_and_one_event() {
         .await;
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let other: Value = other.json().await.expect("JSON");
-    assert_eq!(other["error"], "idempotency_key_reused");
+    assert_eq!(other["code"], "idempotency_key_reused");
 
     let user_id = first["id"].as_str().expect("id");
     system.profiles().wait_for(user_id).await;

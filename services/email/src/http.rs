@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
-use service_kit::http_error::HttpError;
+use service_kit::{http_error::HttpError, problem::Input};
 use sqlx::PgPool;
 
 use crate::store::{self, WelcomeMail};
@@ -29,10 +29,10 @@ async fn list(
         .map(|to| to.trim().to_lowercase())
         .filter(|to| !to.is_empty())
         .ok_or_else(|| {
-            HttpError::invalid_field(
+            HttpError::invalid_input(
                 StatusCode::BAD_REQUEST,
                 "missing_parameter",
-                "to",
+                Input::Parameter("to".to_owned()),
                 "query parameter `to` is required",
             )
         })?;

@@ -1,12 +1,7 @@
 //! `GET /profiles/{user_id}`: 200 with the profile, 404 until its event has been applied.
 
-use axum::{
-    Json, Router,
-    extract::{Path, State},
-    http::StatusCode,
-    routing::get,
-};
-use service_kit::http_error::HttpError;
+use axum::{Json, Router, extract::State, routing::get};
+use service_kit::{http_error::HttpError, path::Path};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -19,19 +14,11 @@ pub fn router(db: PgPool) -> Router {
         .with_state(db)
 }
 
-/// The id is taken as text and parsed here, so a malformed id gets our JSON error body.
+/// A malformed id is a problem naming the parameter ([`service_kit::path::Path`]).
 async fn find(
     State(db): State<PgPool>,
-    Path(user_id): Path<String>,
+    Path(user_id): Path<Uuid>,
 ) -> Result<Json<Profile>, HttpError> {
-    let user_id = Uuid::parse_str(&user_id).map_err(|_| {
-        HttpError::invalid_field(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "user_id",
-            "user_id must be a UUID",
-        )
-    })?;
     store::find(&db, user_id)
         .await?
         .map(Json)

@@ -119,7 +119,8 @@ impl App {
         for task in self.tasks {
             tracker.spawn(task(shutdown.clone()));
         }
-        let served = axum::serve(self.listener, self.router)
+        let router = crate::problem::for_the_framework(self.router);
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;
         shutdown.cancel();

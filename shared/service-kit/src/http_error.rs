@@ -8,13 +8,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::error_body::ErrorBody;
+use crate::problem::{Input, Problem};
 
 /// What a handler answers when it cannot answer with what was asked for.
 ///
-/// A client's mistake carries a stable `code` and the field at fault; a server-side
-/// failure is logged here with its cause and answered with an opaque message, since the
-/// client cannot act on SQL details and they may leak internals.
+/// A client's mistake carries a stable `code` and the input at fault; a server-side
+/// failure is logged here with its cause and answered with an opaque detail, since the
+/// client cannot act on SQL details and they may leak internals. Either way the answer is
+/// a [`Problem`].
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The request cannot be served as it is: a 4xx.
@@ -24,8 +25,8 @@ pub enum HttpError {
         status: StatusCode,
         /// Stable and machine-readable: clients branch on this.
         code: &'static str,
-        /// The input at fault, if it is one field or parameter.
-        field: Option<&'static str>,
+        /// The input at fault, if it is one field, parameter or header.
+        input: Option<Input>,
         /// What is wrong, in words.
         message: String,
     },
@@ -43,27 +44,28 @@ impl From<sqlx::Error> for HttpError {
 }
 
 impl HttpError {
-    /// A 4xx that is not about one field.
+    /// A 4xx that is not about one input.
     pub fn rejected(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self::Rejected {
             status,
             code,
-            field: None,
+            input: None,
             message: message.into(),
         }
     }
 
-    /// A 4xx about one input field or parameter, which the body names.
-    pub fn invalid_field(
+    /// A 4xx about one input (a body field, a parameter, a header), which the problem's
+    /// `errors` member names.
+    pub fn invalid_input(
         status: StatusCode,
         code: &'static str,
-        field: &'static str,
+        input: Input,
         message: impl Into<String>,
     ) -> Self {
         Self::Rejected {
             status,
             code,
-            field: Some(field),
+            input: Some(input),
             message: message.into(),
         }
     }
@@ -92,22 +94,24 @@ impl IntoResponse for HttpError {
             Self::Rejected {
                 status,
                 code,
-                field,
+                input,
                 message,
             } => {
-                let body = match field {
-                    Some(field) => ErrorBody::for_field(code, field, message),
-                    None => ErrorBody::new(code, message),
-                };
-                body.with_status(status)
+                let problem = Problem::new(status, code, message);
+                match input {
+                    Some(input) => problem.at(input),
+                    None => problem,
+                }
+                .into_response()
             }
             Self::Database(error) if is_unavailable(error.as_ref()) => {
                 tracing::warn!(error = %error, "database unavailable");
-                let mut response = ErrorBody::new(
+                let mut response = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the service is temporarily unavailable; retry shortly",
                 )
-                .with_status(StatusCode::SERVICE_UNAVAILABLE);
+                .into_response();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -115,8 +119,12 @@ impl IntoResponse for HttpError {
             }
             Self::Database(error) => {
                 tracing::error!(error = %error, error.cause_chain = ?error, "request failed");
-                ErrorBody::new("internal", "something went wrong; try again")
-                    .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong; try again",
+                )
+                .into_response()
             }
         }
     }

@@ -4,10 +4,10 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::error_body::ErrorBody;
+use crate::problem::Problem;
 
-/// A JSON request body. Same as `axum::Json`, except that a bad body is answered with our
-/// [`ErrorBody`] (and axum's status: 400 malformed, 413 too large, 415 wrong content type,
+/// A JSON request body. Same as `axum::Json`, except that a bad body is answered with a
+/// [`Problem`] (and axum's status: 400 malformed, 413 too large, 415 wrong content type,
 /// 422 wrong shape) instead of a plain-text message, so clients parse one error format.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -36,7 +36,7 @@ fn reject(rejection: &JsonRejection) -> Response {
         _ => "invalid_body",
     };
     // body_text() includes serde's explanation, e.g. "missing field `email` at line 1".
-    ErrorBody::new(code, rejection.body_text()).with_status(rejection.status())
+    Problem::new(rejection.status(), code, rejection.body_text()).into_response()
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {

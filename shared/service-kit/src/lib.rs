@@ -1,7 +1,7 @@
 //! What every service binary needs and nothing domain-specific: the service skeleton
 //! (configuration, app builder, `main` runner, consuming-service wiring), the shutdown
 //! signal, the database bootstrap, the consumers' inbox, the operational routes, the HTTP
-//! trace context layer, and one error type and body for every handler.
+//! trace context layer, and one error type and one error format (RFC 9457) for every answer.
 //!
 //! # Layout
 //! A service's `main` calls [`runner::run`] (or [`consumer_service::ConsumerService::main`]),
@@ -16,20 +16,22 @@ pub mod config;
 pub mod consumer_service;
 /// `db_span!`: the client span every SQL statement runs in.
 pub mod db_span;
-/// The JSON error body all three services answer with.
-pub mod error_body;
 /// Group commit: concurrent callers' writes share one transaction.
 pub mod group_commit;
 /// One error type for every handler, mapped to a status in one place.
 pub mod http_error;
 /// The inbox: "have I handled this event already?", in the effect's own statement.
 pub mod inbox;
-/// `Json<T>`: a body extractor whose rejections are [`error_body::ErrorBody`] 4xx answers.
+/// `Json<T>`: a body extractor whose rejections are [`problem::Problem`] 4xx answers.
 pub mod json;
 /// `/healthz`, `/readyz`, `/metrics`.
 pub mod ops_http;
+/// `Path<T>`: path parameters whose rejections are problems naming the parameter.
+pub mod path;
 /// Create the database if missing, connect, run the embedded migrations.
 pub mod postgres;
+/// RFC 9457 problem details: every error answer, from handlers and from the framework.
+pub mod problem;
 /// The body of every `main`: telemetry, signal, run, flush.
 pub mod runner;
 /// SIGTERM / Ctrl-C → a `CancellationToken` every task watches.

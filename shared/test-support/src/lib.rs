@@ -334,3 +334,30 @@ impl Drop for RunningApp {
         }
     }
 }
+
+/// The body of an error answer, checked to be an RFC 9457 problem document: served as
+/// `application/problem+json`, with `type`, `title`, `detail` and `code` as strings and
+/// `status` equal to the response's. Panics, naming `case`, otherwise.
+pub async fn problem(response: Response, case: &str) -> serde_json::Value {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .unwrap_or_else(|error| panic!("{case}: a JSON error body expected: {error}"));
+    assert_eq!(
+        content_type,
+        service_kit::problem::CONTENT_TYPE,
+        "{case}: {body}"
+    );
+    for member in ["type", "title", "detail", "code"] {
+        assert!(body[member].is_string(), "{case}: `{member}` in {body}");
+    }
+    assert_eq!(body["status"], status.as_u16(), "{case}: {body}");
+    body
+}

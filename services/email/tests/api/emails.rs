@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
-/// Without a usable `to` (absent, empty or blank) the request is a 400 with the JSON
-/// error body naming `to`.
+/// Without a usable `to` (absent, empty or blank) the request is a 400 problem naming
+/// the parameter `to`.
 #[tokio::test]
 async fn a_request_without_an_address_is_a_400_naming_to() {
     // Arrange
@@ -23,13 +23,9 @@ async fn a_request_without_an_address_is_a_400_naming_to() {
 
         // Assert
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
-        let body: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|error| panic!("{case}: a JSON error body expected: {error}"));
-        assert_eq!(body["error"], "missing_parameter", "{case}: {body}");
-        assert_eq!(body["field"], "to", "{case}: {body}");
-        assert!(body["message"].is_string(), "{case}: {body}");
+        let body = test_support::problem(response, case).await;
+        assert_eq!(body["code"], "missing_parameter", "{case}: {body}");
+        assert_eq!(body["errors"][0]["parameter"], "to", "{case}: {body}");
     }
     app.stop().await;
 }

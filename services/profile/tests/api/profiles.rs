@@ -1,12 +1,11 @@
 //! `GET /profiles/{user_id}`: the rules of the read API, without any event applied.
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::spawn_app;
 
-/// An id that is not a UUID is a 400 with the JSON error body naming `user_id`.
+/// An id that is not a UUID is a 400 problem naming the parameter `user_id`.
 #[tokio::test]
 async fn a_malformed_id_is_a_400_naming_user_id() {
     // Arrange
@@ -17,15 +16,14 @@ async fn a_malformed_id_is_a_400_naming_user_id() {
 
     // Assert
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"], "invalid_id", "{body}");
-    assert_eq!(body["field"], "user_id", "{body}");
-    assert!(body["message"].is_string(), "{body}");
+    let body = test_support::problem(response, "a malformed id").await;
+    assert_eq!(body["code"], "invalid_parameter", "{body}");
+    assert_eq!(body["errors"][0]["parameter"], "user_id", "{body}");
     app.stop().await;
 }
 
-/// An id whose event has not been applied (here: never published) is a 404 with the
-/// JSON error body, code `not_found`.
+/// An id whose event has not been applied (here: never published) is a 404 problem,
+/// code `not_found`.
 #[tokio::test]
 async fn an_unknown_id_is_a_json_404() {
     // Arrange
@@ -36,8 +34,7 @@ async fn an_unknown_id_is_a_json_404() {
 
     // Assert
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"], "not_found", "{body}");
-    assert!(body["message"].is_string(), "{body}");
+    let body = test_support::problem(response, "an unknown id").await;
+    assert_eq!(body["code"], "not_found", "{body}");
     app.stop().await;
 }

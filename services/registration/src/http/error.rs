@@ -4,13 +4,14 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use service_kit::http_error::HttpError;
+use service_kit::{http_error::HttpError, problem::Input};
 
+use super::idempotency::IDEMPOTENCY_KEY;
 use crate::{domain::InvalidField, outbox::EntryError, store::StoreError};
 
 /// Every way a registration request can fail, mapped to an answer in one place.
 ///
-/// The rendering (the JSON body, the opaque 500, the 503 with `Retry-After` for an
+/// The rendering (the problem document, the opaque 500, the 503 with `Retry-After` for an
 /// unreachable database, which tells a client to retry with its Idempotency-Key) is the
 /// shared [`HttpError`]'s; this type says which domain failure is which answer.
 #[derive(Debug, thiserror::Error)]
@@ -60,18 +61,24 @@ impl From<ApiError> for HttpError {
     fn from(error: ApiError) -> Self {
         let message = error.to_string();
         match error {
-            ApiError::Invalid(invalid) => HttpError::invalid_field(
+            ApiError::Invalid(invalid) => HttpError::invalid_input(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_field",
-                invalid.field,
+                Input::body_field(invalid.field),
                 message,
             ),
-            ApiError::DuplicateEmail => {
-                HttpError::invalid_field(StatusCode::CONFLICT, "duplicate_email", "email", message)
-            }
-            ApiError::InvalidIdempotencyKey(_) => {
-                HttpError::rejected(StatusCode::BAD_REQUEST, "invalid_idempotency_key", message)
-            }
+            ApiError::DuplicateEmail => HttpError::invalid_input(
+                StatusCode::CONFLICT,
+                "duplicate_email",
+                Input::body_field("email"),
+                message,
+            ),
+            ApiError::InvalidIdempotencyKey(_) => HttpError::invalid_input(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                Input::Header(IDEMPOTENCY_KEY.to_owned()),
+                message,
+            ),
             ApiError::IdempotencyKeyReused => HttpError::rejected(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use super::ApiError;
 
 /// The header clients put the key in (the IETF httpapi draft's name).
-const HEADER: &str = "idempotency-key";
+pub(super) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// A key from the header: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ impl IdempotencyKey {
     /// The key in the request, if any; an unusable key is an error, not silently ignored,
     /// because ignoring it would make the retry the client relies on create a duplicate.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
-        let Some(value) = headers.get(HEADER) else {
+        let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
             return Ok(None);
         };
         let key = value

@@ -13,7 +13,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use service_kit::error_body::ErrorBody;
+use service_kit::problem::Problem;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
@@ -68,8 +68,12 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
 /// nothing else in the stack fails with an error (handlers answer with responses).
 async fn overloaded(error: BoxError) -> Response {
     tracing::warn!(error = %error, "shedding load");
-    let mut response = ErrorBody::new("overloaded", "too many requests in flight; retry shortly")
-        .with_status(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many requests in flight; retry shortly",
+    )
+    .into_response();
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

@@ -2,7 +2,7 @@
 
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -10,7 +10,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use events::{Envelope, UserRegisteredV1};
 use serde::{Deserialize, Serialize};
-use service_kit::json::Json;
+use service_kit::{json::Json, path::Path};
 use uuid::Uuid;
 
 use super::{ApiError, AppState, idempotency::IdempotencyKey};

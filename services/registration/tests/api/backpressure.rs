@@ -59,7 +59,7 @@ async fn a_saturated_api_answers_503_with_retry_after() {
         .await
         .expect("body");
     let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON error body");
-    assert_eq!(body["error"], "overloaded");
+    assert_eq!(body["code"], "overloaded");
     assert!(
         !stuck.is_finished(),
         "the first request still holds its slot"

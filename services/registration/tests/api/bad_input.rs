@@ -15,7 +15,7 @@ enum Sent {
 }
 
 /// Every kind of bad body (invalid, missing or wrong-typed field, a blank or long name,
-/// malformed JSON, another content type, an oversized body) gets a 4xx with a JSON error
+/// malformed JSON, another content type, an oversized body) gets a 4xx problem document
 /// that names the problem, and none of them writes a user or an outbox row.
 #[tokio::test]
 async fn invalid_bodies_get_a_json_error_naming_the_problem() {
@@ -90,15 +90,8 @@ async fn invalid_bodies_get_a_json_error_naming_the_problem() {
 
         // Assert
         assert_eq!(response.status(), status, "{case}: the status");
-        let body: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|error| panic!("{case}: a JSON error body expected: {error}"));
+        let body = test_support::problem(response, case).await;
         let text = body.to_string();
-        assert!(
-            body["error"].is_string() && body["message"].is_string(),
-            "{case}: the body has `error` and `message`: {text}"
-        );
         assert!(
             text.contains(named),
             "{case}: the error must name {named:?}: {text}"
@@ -135,9 +128,9 @@ async fn a_duplicate_email_is_a_conflict() {
 
     // Assert
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"], "duplicate_email", "{body}");
-    assert_eq!(body["field"], "email", "{body}");
+    let body = test_support::problem(response, "a duplicate email").await;
+    assert_eq!(body["code"], "duplicate_email", "{body}");
+    assert_eq!(body["errors"][0]["pointer"], "#/email", "{body}");
     assert_eq!(app.count("select count(*) from users").await, 1, "one user");
     assert_eq!(
         app.count("select count(*) from outbox").await,

@@ -81,6 +81,16 @@ impl TestApp {
         self.app.get(path).await
     }
 
+    /// `DELETE` a path.
+    pub(crate) async fn delete(&self, path: &str) -> Response {
+        self.app
+            .http()
+            .delete(self.app.url(path))
+            .send()
+            .await
+            .expect("registration answers")
+    }
+
     /// One number from the app's database, e.g. `select count(*) from outbox`.
     pub(crate) async fn count(&self, query: &'static str) -> i64 {
         sqlx::query_scalar(query)

@@ -45,8 +45,8 @@ async fn a_repeated_idempotency_key_returns_the_same_user_and_one_event() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "a reused key"
     );
-    let other: Value = other.json().await.expect("a JSON error body");
-    assert_eq!(other["error"], "idempotency_key_reused", "{other}");
+    let other = test_support::problem(other, "a reused key").await;
+    assert_eq!(other["code"], "idempotency_key_reused", "{other}");
     assert_eq!(app.count("select count(*) from users").await, 1, "one user");
     assert_eq!(
         app.count("select count(*) from outbox").await,

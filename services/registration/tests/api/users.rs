@@ -38,7 +38,7 @@ async fn the_location_of_a_sign_up_returns_the_created_user() {
     app.stop().await;
 }
 
-/// An id no user has is a 404 with the JSON error body, code `not_found`.
+/// An id no user has is a 404 problem, code `not_found`.
 #[tokio::test]
 async fn an_unknown_user_is_a_json_404() {
     // Arrange
@@ -49,8 +49,37 @@ async fn an_unknown_user_is_a_json_404() {
 
     // Assert
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"], "not_found", "{body}");
-    assert!(body["message"].is_string(), "{body}");
+    let body = test_support::problem(response, "an unknown user").await;
+    assert_eq!(body["code"], "not_found", "{body}");
+    assert!(
+        body["type"].as_str().is_some_and(|t| t.starts_with("tag:")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+/// What the framework answers by itself is a problem too: an unknown route, a method the
+/// route does not take, and a path parameter that does not parse (named in `errors`).
+#[tokio::test]
+async fn framework_answers_are_problems() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let unknown_route = app.get("/no/such/route").await;
+    let wrong_method = app.delete("/users").await;
+    let not_a_uuid = app.get("/users/not-a-uuid").await;
+
+    // Assert
+    assert_eq!(unknown_route.status(), StatusCode::NOT_FOUND);
+    let body = test_support::problem(unknown_route, "an unknown route").await;
+    assert_eq!(body["type"], "about:blank", "{body}");
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body = test_support::problem(wrong_method, "a wrong method").await;
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    assert_eq!(not_a_uuid.status(), StatusCode::BAD_REQUEST);
+    let body = test_support::problem(not_a_uuid, "a malformed id").await;
+    assert_eq!(body["code"], "invalid_parameter", "{body}");
+    assert_eq!(body["errors"][0]["parameter"], "user_id", "{body}");
     app.stop().await;
 }

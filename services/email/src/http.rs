@@ -6,20 +6,62 @@ use axum::{
     Json, Router,
     extract::{Query, State},
     http::StatusCode,
-    routing::get,
 };
-use service_kit::{http_error::HttpError, problem::Input};
+use service_kit::{
+    http_error::HttpError,
+    problem::{Input, InputError, Problem},
+};
 use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::store::{self, WelcomeMail};
 
-/// The API routes; the skeleton adds request tracing and the operational routes.
+/// The API routes and `/openapi.json`; the skeleton adds request tracing and the
+/// operational routes.
 pub fn router(db: PgPool) -> Router {
-    Router::new().route("/emails", get(list)).with_state(db)
+    service_kit::openapi::serve_document(api(), db)
 }
+
+/// The email service's OpenAPI document (served at `/openapi.json`, committed as
+/// `docs/openapi/email.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::openapi::document(api())
+}
+
+fn api() -> OpenApiRouter<PgPool> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(list))
+}
+
+/// The document's fixed parts; the paths come from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "email",
+        description = "Welcome mails: one per `user.registered.v1` event, sent once."
+    ),
+    components(schemas(Problem, InputError)),
+    tags((name = "emails", description = "The welcome mails sent"))
+)]
+struct ApiDoc;
 
 /// Addresses are stored as registration normalised them (trimmed, lower-case), so the
 /// query is normalised the same way.
+#[utoipa::path(
+    get,
+    path = "/emails",
+    tag = "emails",
+    summary = "The welcome mails sent to an address",
+    description = "The address is trimmed and lower-cased as registration stores it. An \
+        address no mail went to gets an empty list.",
+    params(("to" = String, Query, description = "The recipient's address")),
+    responses(
+        (status = 200, description = "The mails, `pending` until the SMTP server took them", body = Vec<WelcomeMail>),
+        (status = 400, description = "no usable `to`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the database cannot be reached; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(db): State<PgPool>,
     Query(query): Query<HashMap<String, String>>,

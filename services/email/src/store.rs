@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::mailer::OutgoingMail;
 
 /// A welcome mail as `GET /emails` shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WelcomeMail {
     /// The `user.registered.v1` event that caused it.
     pub event_id: Uuid,

@@ -1,20 +1,62 @@
 //! `GET /profiles/{user_id}`: 200 with the profile, 404 until its event has been applied.
 
-use axum::{Json, Router, extract::State, routing::get};
-use service_kit::{http_error::HttpError, path::Path};
+use axum::{Json, Router, extract::State};
+use service_kit::{
+    http_error::HttpError,
+    path::Path,
+    problem::{InputError, Problem},
+};
 use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::store::{self, Profile};
 
-/// The API routes; the skeleton adds request tracing and the operational routes.
+/// The API routes and `/openapi.json`; the skeleton adds request tracing and the
+/// operational routes.
 pub fn router(db: PgPool) -> Router {
-    Router::new()
-        .route("/profiles/{user_id}", get(find))
-        .with_state(db)
+    service_kit::openapi::serve_document(api(), db)
 }
 
+/// The profile service's OpenAPI document (served at `/openapi.json`, committed as
+/// `docs/openapi/profile.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::openapi::document(api())
+}
+
+fn api() -> OpenApiRouter<PgPool> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(find))
+}
+
+/// The document's fixed parts; the paths come from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "profile",
+        description = "Public profiles, projected from `user.registered.v1` events."
+    ),
+    components(schemas(Problem, InputError)),
+    tags((name = "profiles", description = "Public profiles"))
+)]
+struct ApiDoc;
+
 /// A malformed id is a problem naming the parameter ([`service_kit::path::Path`]).
+#[utoipa::path(
+    get,
+    path = "/profiles/{user_id}",
+    tag = "profiles",
+    summary = "A user's public profile",
+    description = "404 until the user's `user.registered.v1` event has been applied.",
+    params(("user_id" = Uuid, Path, description = "The user's id, as registration assigned it")),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 400, description = "`user_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no profile for this user (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the database cannot be reached; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn find(
     State(db): State<PgPool>,
     Path(user_id): Path<Uuid>,

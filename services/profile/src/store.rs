@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 /// A profile as `GET /profiles/{id}` shows it. The email address is deliberately not part
 /// of it: a profile is what other users may see.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Profile {
     /// The user's id, as registration assigned it.
     pub user_id: Uuid,

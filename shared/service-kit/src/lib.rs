@@ -24,6 +24,8 @@ pub mod http_error;
 pub mod inbox;
 /// `Json<T>`: a body extractor whose rejections are [`problem::Problem`] 4xx answers.
 pub mod json;
+/// The OpenAPI document of a service's API, served at `/openapi.json`.
+pub mod openapi;
 /// `/healthz`, `/readyz`, `/metrics`.
 pub mod ops_http;
 /// `Path<T>`: path parameters whose rejections are problems naming the parameter.

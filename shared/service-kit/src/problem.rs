@@ -29,6 +29,7 @@ use axum::{
 };
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::ToSchema;
 
 /// The media type of a problem document.
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -39,8 +40,8 @@ const TYPE_PREFIX: &str = "tag:signup-demo,2026:problem:";
 /// The largest framework error text [`for_bare_errors`] reads to use as `detail`.
 const MAX_TEXT_DETAIL: usize = 4 * 1024;
 
-/// A problem document (module docs).
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document: the body of every error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
     /// The kind of problem: a URI.
     #[serde(rename = "type")]
@@ -58,20 +59,25 @@ pub struct Problem {
     pub errors: Vec<InputError>,
 }
 
-/// One input at fault: where it is, and what is wrong with it.
-#[derive(Debug, Clone, Serialize)]
+/// One input at fault: where it is (one of `pointer`, `parameter`, `header`), and what is
+/// wrong with it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InputError {
-    /// Where the input is.
-    #[serde(flatten)]
-    pub input: Input,
+    /// A JSON pointer (RFC 6901, as a URI fragment) into the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// A query or path parameter, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// A request header, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
     /// What is wrong with it.
     pub detail: String,
 }
 
-/// Where an input is: serialised as `{"pointer":"#/email"}`, `{"parameter":"to"}` or
-/// `{"header":"Idempotency-Key"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where an input is, as a handler names it; it becomes one member of [`InputError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A JSON pointer (RFC 6901, as a URI fragment) into the request body.
     Pointer(String),
@@ -113,8 +119,18 @@ impl Problem {
 
     /// Names `input` as at fault, with this problem's detail.
     pub fn at(mut self, input: Input) -> Self {
-        let detail = self.detail.clone();
-        self.errors.push(InputError { input, detail });
+        let mut error = InputError {
+            pointer: None,
+            parameter: None,
+            header: None,
+            detail: self.detail.clone(),
+        };
+        match input {
+            Input::Pointer(pointer) => error.pointer = Some(pointer),
+            Input::Parameter(name) => error.parameter = Some(name),
+            Input::Header(name) => error.header = Some(name),
+        }
+        self.errors.push(error);
         self
     }
 
@@ -304,8 +320,12 @@ mod tests {
         assert_eq!(json["title"], "Conflict");
         assert_eq!(json["errors"][0]["pointer"], "#/email");
         assert_eq!(json["errors"][0]["detail"], "taken");
-        let header =
-            serde_json::to_value(Input::Header("Idempotency-Key".to_owned())).expect("serialises");
-        assert_eq!(header, serde_json::json!({"header": "Idempotency-Key"}));
+        let header = Problem::new(StatusCode::BAD_REQUEST, "bad_key", "empty")
+            .at(Input::Header("Idempotency-Key".to_owned()));
+        let json = serde_json::to_value(&header).expect("serialises");
+        assert_eq!(
+            json["errors"][0],
+            serde_json::json!({"header": "Idempotency-Key", "detail": "empty"})
+        );
     }
 }

@@ -4,4 +4,5 @@
 
 mod emails;
 mod helpers;
+mod openapi;
 mod operations;

@@ -4,6 +4,7 @@
 //! batch statement is tested here against the app's database (`store`).
 
 mod helpers;
+mod openapi;
 mod operations;
 mod profiles;
 mod store;

@@ -13,10 +13,12 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use service_kit::problem::Problem;
+use service_kit::problem::{InputError, Problem};
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -53,9 +55,8 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()
         .concurrency_limit(max_in_flight);
-    Router::new()
-        .merge(users::router())
-        .with_state(state)
+    users::describe_metrics();
+    service_kit::openapi::serve_document(api(), state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -63,6 +64,29 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
         ))
         .layer(shed_load)
 }
+
+/// Registration's OpenAPI document (served at `/openapi.json`, committed as
+/// `docs/openapi/registration.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::openapi::document(api())
+}
+
+/// The documented routes.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(users::router())
+}
+
+/// The document's fixed parts; the paths come from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "registration",
+        description = "Sign-ups: writes the user and its `user.registered.v1` event (transactional outbox)."
+    ),
+    components(schemas(Problem, InputError)),
+    tags((name = "users", description = "Sign-up and read-back"))
+)]
+struct ApiDoc;
 
 /// The answer when every slot is busy. `load_shed` fails the request with `Overloaded`;
 /// nothing else in the stack fails with an error (handlers answer with responses).

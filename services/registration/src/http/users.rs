@@ -1,16 +1,16 @@
 //! `POST /users` (sign up) and `GET /users/{id}` (where the `Location` header points).
 
 use axum::{
-    Router,
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use events::{Envelope, UserRegisteredV1};
 use serde::{Deserialize, Serialize};
-use service_kit::{json::Json, path::Path};
+use service_kit::{json::Json, path::Path, problem::Problem};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{ApiError, AppState, idempotency::IdempotencyKey};
@@ -20,27 +20,40 @@ use crate::{
     store::{self, IdempotencyClaim, SignUp, User},
 };
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(find))
+}
+
+/// Describes the sign-up counter (at 0 until the first sign-up).
+pub(super) fn describe_metrics() {
     metrics::describe_counter!("users_registered_total", "Sign-ups committed.");
     metrics::counter!("users_registered_total").increment(0);
-    Router::new()
-        .route("/users", post(register))
-        .route("/users/{user_id}", get(find))
 }
 
 /// The sign-up body. Fields are optional here so that a missing one is reported by our
 /// rules ("email is required", 422 naming the field) rather than by serde's wording.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 struct RegisterUserRequest {
+    /// The address; trimmed and lower-cased before it is stored.
+    #[schema(example = "ada@example.org")]
     email: Option<String>,
+    /// 1 to 100 characters after trimming, no control characters.
+    #[schema(example = "Ada")]
     display_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A registered user.
+#[derive(Debug, Serialize, ToSchema)]
 struct UserResponse {
+    /// UUIDv7, also the `subject` of the user's events.
     id: Uuid,
+    /// As stored: trimmed and lower-cased.
     email: String,
+    /// As stored: trimmed.
     display_name: String,
+    /// When the user signed up.
     created_at: DateTime<Utc>,
 }
 
@@ -59,6 +72,31 @@ impl From<User> for UserResponse {
 /// statement, shared with the other sign-ups in flight ([`crate::sign_ups`]); with an
 /// `Idempotency-Key`, in one transaction with the key's record. The relay is woken after
 /// the commit.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    summary = "Sign up",
+    description = "Creates the user and, in the same transaction, its `user.registered.v1` event. \
+        The address is trimmed and lower-cased; a second sign-up with it is a 409.",
+    request_body = RegisterUserRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "1 to 255 visible ASCII characters; a retry with the same key and body gets the first answer again"),
+    ),
+    responses(
+        (status = 201, description = "Signed up; `Location` is the user", body = UserResponse,
+         headers(("Location" = String, description = "/users/{id}"),
+                 ("traceresponse" = String, description = "W3C trace context of this request"))),
+        (status = 400, description = "malformed JSON, an unusable Idempotency-Key, or an id that is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the address belongs to a user already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field is missing, of the wrong type or breaks its rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the database cannot be reached, or every request slot is busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -105,6 +143,21 @@ async fn register(
 }
 
 /// Reads a user back.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "users",
+    summary = "Read a user back",
+    description = "Where a sign-up's `Location` points.",
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 400, description = "malformed JSON, an unusable Idempotency-Key, or an id that is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the database cannot be reached, or every request slot is busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn find(
     State(state): State<AppState>,
     Path(user_id): Path<Uuid>,

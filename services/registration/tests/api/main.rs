@@ -6,6 +6,7 @@ mod backpressure;
 mod bad_input;
 mod helpers;
 mod idempotency;
+mod openapi;
 mod sign_ups;
 mod trace_context;
 mod users;

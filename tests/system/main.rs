@@ -11,6 +11,7 @@
 
 mod architecture;
 mod broker_outage;
+mod contract;
 mod crash_recovery;
 mod dashboard;
 mod db_outage;

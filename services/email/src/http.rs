@@ -54,7 +54,7 @@ struct ApiDoc;
     summary = "The welcome mails sent to an address",
     description = "The address is trimmed and lower-cased as registration stores it. An \
         address no mail went to gets an empty list.",
-    params(("to" = String, Query, description = "The recipient's address")),
+    params(("to" = String, Query, pattern = r"\S", description = "The recipient's address (not blank)")),
     responses(
         (status = 200, description = "The mails, `pending` until the SMTP server took them", body = Vec<WelcomeMail>),
         (status = 400, description = "no usable `to`", body = Problem, content_type = "application/problem+json"),
@@ -78,5 +78,10 @@ async fn list(
                 "query parameter `to` is required",
             )
         })?;
+    // Registration refuses addresses with control characters, so none has mail; and
+    // PostgreSQL refuses a NUL in text, which would make this a 500 (schemathesis found it).
+    if to.chars().any(char::is_control) {
+        return Ok(Json(Vec::new()));
+    }
     Ok(Json(store::mails_to(&db, &to).await?))
 }

@@ -25,6 +25,11 @@ impl<'a> Ops<'a> {
         Self { service, endpoint }
     }
 
+    /// The full URL of `path` on this instance, for tools that make their own requests.
+    pub fn url(&self, path: &str) -> String {
+        self.endpoint.url(path)
+    }
+
     /// `GET <path>`, e.g. `/healthz` or `/readyz`; fails the test if there is no answer.
     pub async fn get(&self, path: &str) -> Response {
         self.endpoint.get(path).await

@@ -45,3 +45,17 @@ async fn an_address_with_no_mail_gets_an_empty_list() {
     assert_eq!(body, json!([]));
     app.stop().await;
 }
+
+/// An address with a control character (a NUL, say) has no mail: 200 and an empty list,
+/// not the 500 PostgreSQL's refusal of a NUL in text would make it.
+#[tokio::test]
+async fn an_address_with_a_control_character_gets_an_empty_list() {
+    let app = spawn_app().await;
+
+    let response = app.get("/emails?to=ada%00%07@example.org").await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body, json!([]));
+    app.stop().await;
+}

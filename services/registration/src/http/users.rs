@@ -33,14 +33,32 @@ pub(super) fn describe_metrics() {
 }
 
 /// The sign-up body. Fields are optional here so that a missing one is reported by our
-/// rules ("email is required", 422 naming the field) rather than by serde's wording.
+/// rules ("email is required", 422 naming the field) rather than by serde's wording; the
+/// document states those rules (`domain::EmailAddress`, `domain::DisplayName`) as
+/// patterns, so that a client, and schemathesis, know what is accepted.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 struct RegisterUserRequest {
-    /// The address; trimmed and lower-cased before it is stored.
-    #[schema(example = "ada@example.org")]
+    /// The address, trimmed and lower-cased before it is stored. The pattern is what is
+    /// accepted for certain: up to 64 characters before the `@` (ASCII), a domain of at
+    /// least two labels (the service also takes non-ASCII letters in both).
+    #[schema(
+        required = true,
+        value_type = String,
+        max_length = 254,
+        pattern = r#"^[!#-'*+\-./0-9=?A-Z^-~]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"#,
+        example = "ada@example.org"
+    )]
     email: Option<String>,
-    /// 1 to 100 characters after trimming, no control characters.
-    #[schema(example = "Ada")]
+    /// 1 to 100 characters after trimming, at least one that is not a space, no control
+    /// characters.
+    #[schema(
+        required = true,
+        value_type = String,
+        min_length = 1,
+        max_length = 100,
+        pattern = r#"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"#,
+        example = "Ada"
+    )]
     display_name: Option<String>,
 }
 
@@ -81,8 +99,8 @@ impl From<User> for UserResponse {
         The address is trimmed and lower-cased; a second sign-up with it is a 409.",
     request_body = RegisterUserRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header,
-         description = "1 to 255 visible ASCII characters; a retry with the same key and body gets the first answer again"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+         description = "1 to 255 visible ASCII characters; a retry with the same key and body gets the first answer again, another body with it a 422"),
     ),
     responses(
         (status = 201, description = "Signed up; `Location` is the user", body = UserResponse,

@@ -8,8 +8,13 @@ use crate::Event;
 /// The CloudEvents version this envelope follows.
 pub const SPEC_VERSION: &str = "1.0";
 
-/// The JSON media type of `data`; also the AMQP `content_type` of every message.
+/// The JSON media type of `data` (the envelope's `datacontenttype`).
 pub const CONTENT_TYPE: &str = "application/json";
+
+/// The media type of a whole envelope in structured mode (CloudEvents JSON event format):
+/// the AMQP `content_type` of every message, as the CloudEvents AMQP binding asks for a
+/// structured-mode message, so a reader knows the body is an event and not just JSON.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 
 /// An event with its CloudEvents 1.0 context attributes (structured mode: the whole
 /// envelope is the message body). Consumers deduplicate on `id`, order per aggregate on

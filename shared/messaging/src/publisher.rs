@@ -43,7 +43,7 @@ impl OutgoingMessage {
             .with_type(ShortString::from(self.event_type.as_str()))
             .with_correlation_id(ShortString::from(self.correlation_id.as_str()))
             .with_app_id(ShortString::from(self.source.as_str()))
-            .with_content_type(ShortString::from(events::envelope::CONTENT_TYPE))
+            .with_content_type(ShortString::from(events::envelope::STRUCTURED_CONTENT_TYPE))
             .with_timestamp(self.timestamp)
             .with_delivery_mode(PERSISTENT)
             .with_headers(self.headers.clone().into_table())
@@ -179,4 +179,43 @@ pub(crate) async fn confirm_channel(
         .confirm_select(lapin::options::ConfirmSelectOptions::default())
         .await?;
     Ok(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the broker gets besides the body: a structured-mode CloudEvent, persistent,
+    /// with the event's id, type, subject and source where AMQP tools look for them.
+    #[test]
+    fn a_message_is_a_persistent_structured_cloudevent() {
+        let message = OutgoingMessage {
+            message_id: "019ab4f0-6c2e-7a31-9f1d-3c5e2b7a8d41".to_owned(),
+            event_type: "user.registered.v1".to_owned(),
+            correlation_id: "019ab4f0-6c2d-7c10-8b2a-6f0e4d9c1a27".to_owned(),
+            source: "/registration".to_owned(),
+            timestamp: 1_764_097_200,
+            headers: Headers::default(),
+            body: b"{}".to_vec(),
+        };
+
+        let properties = message.properties();
+
+        let text = |value: &Option<ShortString>| value.as_ref().map(ShortString::to_string);
+        assert_eq!(
+            text(properties.content_type()).as_deref(),
+            Some("application/cloudevents+json")
+        );
+        assert_eq!(*properties.delivery_mode(), Some(PERSISTENT));
+        assert_eq!(
+            text(properties.message_id()).as_deref(),
+            Some("019ab4f0-6c2e-7a31-9f1d-3c5e2b7a8d41")
+        );
+        assert_eq!(
+            text(properties.kind()).as_deref(),
+            Some("user.registered.v1")
+        );
+        assert_eq!(text(properties.app_id()).as_deref(), Some("/registration"));
+        assert_eq!(*properties.timestamp(), Some(1_764_097_200));
+    }
 }

@@ -9,6 +9,7 @@ use axum::{
 };
 use service_kit::{
     http_error::HttpError,
+    openapi::{InternalError, Unavailable},
     problem::{Input, InputError, Problem},
 };
 use sqlx::PgPool;
@@ -40,7 +41,10 @@ fn api() -> OpenApiRouter<PgPool> {
         title = "email",
         description = "Welcome mails: one per `user.registered.v1` event, sent once."
     ),
-    components(schemas(Problem, InputError)),
+    components(
+        schemas(Problem, InputError),
+        responses(InternalError, Unavailable)
+    ),
     tags((name = "emails", description = "The welcome mails sent"))
 )]
 struct ApiDoc;
@@ -58,8 +62,8 @@ struct ApiDoc;
     responses(
         (status = 200, description = "The mails, `pending` until the SMTP server took them", body = Vec<WelcomeMail>),
         (status = 400, description = "no usable `to`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the database cannot be reached; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn list(

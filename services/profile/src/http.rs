@@ -3,6 +3,7 @@
 use axum::{Json, Router, extract::State};
 use service_kit::{
     http_error::HttpError,
+    openapi::{InternalError, Unavailable},
     path::Path,
     problem::{InputError, Problem},
 };
@@ -36,7 +37,10 @@ fn api() -> OpenApiRouter<PgPool> {
         title = "profile",
         description = "Public profiles, projected from `user.registered.v1` events."
     ),
-    components(schemas(Problem, InputError)),
+    components(
+        schemas(Problem, InputError),
+        responses(InternalError, Unavailable)
+    ),
     tags((name = "profiles", description = "Public profiles"))
 )]
 struct ApiDoc;
@@ -53,8 +57,8 @@ struct ApiDoc;
         (status = 200, description = "The profile", body = Profile),
         (status = 400, description = "`user_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no profile for this user (yet)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the database cannot be reached; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn find(

@@ -27,3 +27,22 @@ where
 {
     routes.split_for_parts().1
 }
+
+/// The documented 500 of every operation: an unexpected failure, whose cause is only in
+/// the log. Use as `(status = 500, response = service_kit::openapi::InternalError)`.
+#[derive(Debug, utoipa::ToResponse)]
+#[response(
+    description = "an unexpected failure; the cause is in the log",
+    content_type = "application/problem+json"
+)]
+pub struct InternalError(pub crate::problem::Problem);
+
+/// The documented 503 of every operation that reads or writes the database: it cannot be
+/// reached right now. Use as `(status = 503, response = service_kit::openapi::Unavailable)`.
+#[derive(Debug, utoipa::ToResponse)]
+#[response(
+    description = "the database cannot be reached (or every request slot is busy); retry after `Retry-After`",
+    content_type = "application/problem+json",
+    headers(("Retry-After" = String, description = "seconds"))
+)]
+pub struct Unavailable(pub crate::problem::Problem);

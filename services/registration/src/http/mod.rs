@@ -13,7 +13,10 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use service_kit::problem::{InputError, Problem};
+use service_kit::{
+    openapi::{InternalError, Unavailable},
+    problem::{InputError, Problem},
+};
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
@@ -83,7 +86,10 @@ fn api() -> OpenApiRouter<AppState> {
         title = "registration",
         description = "Sign-ups: writes the user and its `user.registered.v1` event (transactional outbox)."
     ),
-    components(schemas(Problem, InputError)),
+    components(
+        schemas(Problem, InputError),
+        responses(InternalError, Unavailable)
+    ),
     tags((name = "users", description = "Sign-up and read-back"))
 )]
 struct ApiDoc;

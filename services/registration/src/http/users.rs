@@ -8,7 +8,12 @@ use axum::{
 use chrono::{DateTime, Utc};
 use events::{Envelope, UserRegisteredV1};
 use serde::{Deserialize, Serialize};
-use service_kit::{json::Json, path::Path, problem::Problem};
+use service_kit::{
+    json::Json,
+    openapi::{InternalError, Unavailable},
+    path::Path,
+    problem::Problem,
+};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -111,8 +116,8 @@ impl From<User> for UserResponse {
         (status = 413, description = "the body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing, of the wrong type or breaks its rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the database cannot be reached, or every request slot is busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn register(
@@ -172,8 +177,8 @@ async fn register(
         (status = 200, description = "The user", body = UserResponse),
         (status = 400, description = "malformed JSON, an unusable Idempotency-Key, or an id that is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "an unexpected failure; the cause is in the log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the database cannot be reached, or every request slot is busy; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn find(

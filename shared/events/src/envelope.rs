@@ -37,7 +37,8 @@ pub struct Envelope<T> {
     pub time: DateTime<Utc>,
     /// Media type of `data`: always `application/json`.
     pub datacontenttype: String,
-    /// Where the JSON Schema of `data` lives.
+    /// The absolute URI of the JSON Schema of `data` (a `tag:` URI, the `$id` of the
+    /// committed schema file), e.g. `tag:signup-demo,2026:schema:user.registered.v1`.
     pub dataschema: String,
     /// CloudEvents `sequence` extension: position of this event among the events of the
     /// same `subject`, starting at 1. Lets a consumer notice gaps or stale events.
@@ -57,7 +58,7 @@ impl<T: Event> Envelope<T> {
             subject: subject.into(),
             time: Utc::now(),
             datacontenttype: CONTENT_TYPE.to_owned(),
-            dataschema: T::SCHEMA_PATH.to_owned(),
+            dataschema: T::DATASCHEMA.to_owned(),
             sequence,
             data,
         }

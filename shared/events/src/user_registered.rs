@@ -22,5 +22,7 @@ pub struct UserRegisteredV1 {
 
 impl Event for UserRegisteredV1 {
     const TYPE: &'static str = "user.registered.v1";
+    const DATASCHEMA: &'static str = "tag:signup-demo,2026:schema:user.registered.v1";
     const SCHEMA_PATH: &'static str = "shared/events/schemas/user.registered.v1.json";
+    const DATA_SCHEMA_PATH: &'static str = "shared/events/schemas/data/user.registered.v1.json";
 }

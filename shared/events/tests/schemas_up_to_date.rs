@@ -5,21 +5,29 @@
 
 use std::path::{Path, PathBuf};
 
-use events::{Envelope, Event, UserRegisteredV1};
-use schemars::JsonSchema;
+use events::{DATASCHEMA_PREFIX, Envelope, Event, UserDeletedV1, UserRegisteredV1};
 
-fn schema_file<T: Event>() -> PathBuf {
-    // SCHEMA_PATH is relative to the repository root, two levels above this crate.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(T::SCHEMA_PATH)
+fn repository_file(path: &str) -> PathBuf {
+    // The paths in `Event` are relative to the repository root, two levels above this crate.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
 }
 
-fn generate<T: JsonSchema>() -> String {
-    let schema = schemars::schema_for!(T);
-    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
+fn pretty(schema: &schemars::Schema) -> String {
+    let mut text = serde_json::to_string_pretty(schema).expect("a schema serialises");
     text.push('\n');
     text
+}
+
+/// The schema of the whole message: the envelope with `T` as its `data`.
+fn envelope_schema<T: Event>() -> String {
+    pretty(&schemars::schema_for!(Envelope<T>))
+}
+
+/// The schema of `data` alone, named by its `dataschema` URI as `$id`.
+fn data_schema<T: Event>() -> String {
+    let mut schema = schemars::schema_for!(T);
+    schema.insert("$id".to_owned(), T::DATASCHEMA.into());
+    pretty(&schema)
 }
 
 /// Compares `generated` with the file; on a difference rewrites it and panics.
@@ -28,6 +36,9 @@ fn ensure_file_contents(path: &Path, generated: &str) {
     if committed.replace("\r\n", "\n") == generated {
         return;
     }
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).expect("the schema folder can be created");
+    }
     std::fs::write(path, generated).expect("the schema file is writable");
     panic!(
         "{} was out of date and has been regenerated; review and commit it",
@@ -35,17 +46,38 @@ fn ensure_file_contents(path: &Path, generated: &str) {
     );
 }
 
-#[test]
-fn user_registered_v1_schema_is_committed_and_current() {
-    ensure_file_contents(
-        &schema_file::<UserRegisteredV1>(),
-        &generate::<Envelope<UserRegisteredV1>>(),
+/// Both committed schemas of `T` are current, and its names follow the rules.
+fn ensure_schemas<T: Event>() {
+    assert_eq!(
+        T::DATASCHEMA,
+        format!("{DATASCHEMA_PREFIX}{}", T::TYPE),
+        "dataschema is the prefix and the type"
     );
+    assert_eq!(
+        T::SCHEMA_PATH,
+        format!("shared/events/schemas/{}.json", T::TYPE)
+    );
+    assert_eq!(
+        T::DATA_SCHEMA_PATH,
+        format!("shared/events/schemas/data/{}.json", T::TYPE)
+    );
+    ensure_file_contents(&repository_file(T::SCHEMA_PATH), &envelope_schema::<T>());
+    ensure_file_contents(&repository_file(T::DATA_SCHEMA_PATH), &data_schema::<T>());
+}
+
+#[test]
+fn user_registered_v1_schemas_are_committed_and_current() {
+    ensure_schemas::<UserRegisteredV1>();
+}
+
+#[test]
+fn user_deleted_v1_schemas_are_committed_and_current() {
+    ensure_schemas::<UserDeletedV1>();
 }
 
 #[test]
 fn a_real_event_validates_against_the_committed_schema() {
-    let text = std::fs::read_to_string(schema_file::<UserRegisteredV1>()).expect("schema exists");
+    let text = std::fs::read_to_string(repository_file(UserRegisteredV1::SCHEMA_PATH)).expect("schema exists");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema is valid");
     let user_id = uuid::Uuid::now_v7();

@@ -39,7 +39,7 @@ fn api() -> OpenApiRouter<PgPool> {
 #[openapi(
     info(
         title = "email",
-        description = "Welcome mails: one per `user.registered.v1` event, sent once."
+        description = "Welcome mails: one per `user.registered.v1` event, sent once; a user's records erased on `user.deleted.v1`."
     ),
     components(
         schemas(Problem, InputError),

@@ -1,16 +1,21 @@
-//! Email: sends each new user one welcome mail, and shows what it sent.
+//! Email: sends each new user one welcome mail, shows what it sent, and forgets a user who
+//! asks to be forgotten.
 //!
-//! It consumes `user.registered.v1` from its own queue and never calls registration. The
+//! It consumes `user.registered.v1` and `user.deleted.v1`, each from its own queue, and
+//! never calls registration. The
 //! consuming-service skeleton (`service_kit::consumer_service`) does the rest: the
 //! configuration, the database with its inbox, the consume loop, `/healthz`, `/readyz`,
 //! `/metrics` and the graceful shutdown.
 //!
 //! # Layout
 //! - [`welcome`]: the event handler (accept, send once, record), the heart of the service.
+//! - [`erasure`]: the `user.deleted.v1` handler.
 //! - [`mailer`]: the SMTP client and the welcome mail's content.
 //! - [`store`]: SQL for the welcome mails.
 //! - [`http`]: `GET /emails?to=`.
 
+/// The `user.deleted.v1` handler: erase the user's mail records.
+pub mod erasure;
 /// `GET /emails?to=`.
 pub mod http;
 /// The SMTP client and the welcome mail's content.
@@ -20,19 +25,31 @@ pub mod store;
 /// The event handler: accept, send once, record.
 pub mod welcome;
 
-use events::UserRegisteredV1;
+use std::sync::Arc;
+
+use events::{Event, UserDeletedV1, UserRegisteredV1};
 use service_kit::{
     app::App,
     config::ServiceIdentity,
-    consumer_service::{ConsumerService, ConsumerServiceConfig},
+    consumer_service::{ConsumerService, ConsumerServiceConfig, Handlers, Subscription},
 };
 
-use crate::{mailer::Mailer, welcome::WelcomeHandler};
+use crate::{erasure::ErasureHandler, mailer::Mailer, welcome::WelcomeHandler};
 
-/// The email service: its name, port, queue and tables (the inbox comes from service-kit).
+/// The email service: its name, port, queues and tables (the inbox comes from
+/// service-kit).
 pub static SERVICE: ConsumerService = ConsumerService {
     identity: ServiceIdentity::new("email", 8081, "Sends the welcome mail for each new user"),
-    queue: "email.user-registered",
+    subscriptions: &[
+        Subscription {
+            queue: "email.user-registered",
+            event_type: UserRegisteredV1::TYPE,
+        },
+        Subscription {
+            queue: "email.user-deleted",
+            event_type: UserDeletedV1::TYPE,
+        },
+    ],
     migrator: &sqlx::migrate!("./migrations"),
 };
 
@@ -61,9 +78,12 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let connections = usize::from(config.consumer.settings.prefetch);
     let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from, connections)?;
     let app = SERVICE
-        .build::<UserRegisteredV1, _, _>(&config, |db| {
-            let handler = WelcomeHandler::new(db.clone(), mailer, connections);
-            (handler, http::router(db))
+        .build(&config, |db| {
+            let welcome = WelcomeHandler::new(db.clone(), mailer, connections);
+            let handlers = Handlers::default()
+                .on::<UserRegisteredV1, _>(Arc::new(welcome))
+                .on::<UserDeletedV1, _>(Arc::new(ErasureHandler::new(db.clone())));
+            (handlers, http::router(db))
         })
         .await?;
     Ok(app)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use service_kit::db_span;
-use sqlx::{PgConnection, PgPool, Postgres, postgres::PgArguments};
+use sqlx::{PgConnection, PgPool, Postgres, Row, postgres::PgArguments};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -36,6 +36,9 @@ pub struct WelcomeMail {
 pub struct NewMail {
     /// The new user.
     pub user_id: Uuid,
+    /// The event's per-user `sequence`: the mail is written only if no newer event of the
+    /// user (their deletion) was applied first.
+    pub sequence: i64,
     /// The mail; its `event_id` is the inbox key.
     pub mail: OutgoingMail,
 }
@@ -58,25 +61,47 @@ fn bind_mails<'q>(
         .bind(column(mails, |new| new.mail.message_id()))
 }
 
-/// Records the events in the inbox and their mails as pending, in one statement. A
-/// redelivered event finds its inbox row and writes nothing.
+/// Records the events in the inbox and their mails as pending, in one statement, unless a
+/// newer event of the same user (their deletion) was applied first. A redelivered event
+/// finds its inbox row and writes nothing. Returns the ids of the events that came too
+/// late: recorded in the inbox, no mail.
+///
+/// The upsert of `known_users` takes the users' row locks (in user order, so two batches
+/// cannot deadlock) for the rest of the transaction: a deletion of one of these users
+/// waits until the mails are sent and recorded, then erases them ([`erase_user`]).
 pub async fn insert_pending_once(
     tx: &mut PgConnection,
     event_type: &str,
     mails: &[NewMail],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let query = sqlx::query(service_kit::once_per_event!(
         batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                     $6::text[], $7::text[])
+                                     $6::text[], $7::text[], $8::int8[])
                 with ordinality as b(event_id, user_id, recipient, subject, body,
-                                     message_id, position)",
-        effect: " insert into welcome_mails
-                      (event_id, user_id, recipient, subject, body, message_id)
-                  select event_id, user_id, recipient, subject, body, message_id from fresh"
+                                     message_id, sequence, position)",
+        effect: ", current as (
+              insert into known_users (user_id, last_sequence)
+              select distinct on (user_id) user_id, sequence from fresh
+              order by user_id, sequence desc
+              on conflict (user_id) do update set last_sequence = excluded.last_sequence
+               where known_users.last_sequence < excluded.last_sequence
+              returning user_id, last_sequence),
+          applied as (
+              select fresh.* from fresh join current
+                on current.user_id = fresh.user_id and current.last_sequence = fresh.sequence),
+          mails as (
+              insert into welcome_mails
+                  (event_id, user_id, recipient, subject, body, message_id)
+              select event_id, user_id, recipient, subject, body, message_id from applied)
+          select event_id from fresh where event_id not in (select event_id from applied)"
     ))
     .bind(event_type);
-    bind_mails(query, mails).execute(tx).await?;
-    Ok(())
+    let sequences: Vec<i64> = mails.iter().map(|new| new.sequence).collect();
+    let late = bind_mails(query, mails)
+        .bind(sequences)
+        .fetch_all(tx)
+        .await?;
+    late.iter().map(|row| row.try_get("event_id")).collect()
 }
 
 /// Locks the rows of those mails that still need sending, for the rest of the caller's
@@ -158,4 +183,65 @@ pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, 
     .fetch_all(db)
     .instrument(db_span!("SELECT", "welcome_mails"))
     .await
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erased {
+    /// The user is marked erased and this many of their mail records were deleted.
+    Now {
+        /// Mail records deleted.
+        mails: u64,
+    },
+    /// The inbox already had the event: a redelivery, nothing to do.
+    AlreadyApplied,
+}
+
+/// Applies a `user.deleted.v1`: records the event in the inbox and the user as erased,
+/// then deletes the records of their mails (address, subject, body), in one transaction.
+///
+/// Two statements on purpose. The first upserts the user's `known_users` row, and so
+/// waits for a welcome mail of the user that is being sent right now (its batch holds the
+/// row's lock until it has recorded the mail). The second reads with a snapshot taken
+/// after that wait, so it sees, and deletes, the mail that batch just recorded; in one
+/// statement its snapshot would predate the wait and miss it.
+pub async fn erase_user(
+    db: &PgPool,
+    event_type: &str,
+    event_id: Uuid,
+    user_id: Uuid,
+    sequence: i64,
+    erased_at: DateTime<Utc>,
+) -> Result<Erased, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let first_time: Option<Uuid> = sqlx::query_scalar(service_kit::once_per_event!(
+        batch: "select $2::uuid as event_id, $3::uuid as user_id, $4::int8 as sequence,
+                       $5::timestamptz as erased_at, 1 as position",
+        effect: ", erased as (
+              insert into known_users (user_id, last_sequence, erased_at)
+              select user_id, sequence, erased_at from fresh
+              on conflict (user_id) do update
+                 set last_sequence = greatest(known_users.last_sequence, excluded.last_sequence),
+                     erased_at = excluded.erased_at)
+          select event_id from fresh"
+    ))
+    .bind(event_type)
+    .bind(event_id)
+    .bind(user_id)
+    .bind(sequence)
+    .bind(erased_at)
+    .fetch_optional(&mut *tx)
+    .instrument(db_span!("INSERT", "known_users"))
+    .await?;
+    if first_time.is_none() {
+        return Ok(Erased::AlreadyApplied);
+    }
+    let mails = sqlx::query("delete from welcome_mails where user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .instrument(db_span!("DELETE", "welcome_mails"))
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(Erased::Now { mails })
 }

@@ -4,7 +4,8 @@
 //! `service_kit::group_commit`), in one transaction per batch:
 //!
 //! 1. record each event in the inbox and its mail as `pending`; a redelivered event finds
-//!    its inbox row and writes nothing;
+//!    its inbox row and writes nothing, and one that comes after its user's deletion
+//!    (`crate::erasure`) writes no mail;
 //! 2. lock the batch's rows that are still `pending` (a row already `sent` means there is
 //!    nothing to do);
 //! 3. send those mails over SMTP, concurrently;
@@ -54,6 +55,8 @@ enum Sent {
     Now,
     /// Sent before (a redelivery), or by the same event's other delivery in the batch.
     Earlier,
+    /// Never: the user's deletion was applied before this event arrived.
+    Never,
 }
 
 /// What went wrong while handling one event.
@@ -71,6 +74,7 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
         let event_id = event.id;
         let new = NewMail {
             user_id: event.data.user_id,
+            sequence: i64::try_from(event.sequence).unwrap_or(i64::MAX),
             mail: OutgoingMail::welcome(event_id, &event.data.email, &event.data.display_name),
         };
         let sent = match self.sends.submit(new).await {
@@ -85,6 +89,10 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
             }
             Ok(Sent::Earlier) => {
                 tracing::info!(%event_id, "welcome mail already sent");
+                HandlerOutcome::Done
+            }
+            Ok(Sent::Never) => {
+                tracing::info!(%event_id, "no welcome mail: the user was erased first");
                 HandlerOutcome::Done
             }
             Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => {
@@ -172,7 +180,7 @@ impl WelcomeWriter {
         let mut tx = self.db.begin().await?;
         let insert = spans
             .each(|caller, size| db_span!("INSERT", "inbox", parent: caller, batch_size: size));
-        store::insert_pending_once(&mut tx, UserRegisteredV1::TYPE, &mails).await?;
+        let late = store::insert_pending_once(&mut tx, UserRegisteredV1::TYPE, &mails).await?;
         drop(insert);
         let lock = spans.each(
             |caller, size| db_span!("SELECT", "welcome_mails", parent: caller, batch_size: size),
@@ -208,7 +216,7 @@ impl WelcomeWriter {
             }
         };
         drop(update);
-        Ok(sends.outcomes(&ids, &recorded))
+        Ok(sends.outcomes(&ids, &late, &recorded))
     }
 
     /// Step 3: hands the locked mails to the SMTP server, concurrently, each in its
@@ -284,11 +292,13 @@ impl Sends {
     }
 
     /// Each position's outcome. An event's first position carries its result; a repeat of
-    /// it (one event delivered twice) was handled by the first. A mail that was not
-    /// pending had been sent before.
+    /// it (one event delivered twice) was handled by the first. An event in `late` came
+    /// after its user's deletion. A mail that was not pending had been sent before (or
+    /// erased since).
     fn outcomes(
         mut self,
         ids: &[Uuid],
+        late: &[Uuid],
         recorded: &Result<(), String>,
     ) -> Vec<Result<Sent, WelcomeError>> {
         let mut reported = HashSet::new();
@@ -296,6 +306,9 @@ impl Sends {
             .map(|id| {
                 if !reported.insert(*id) {
                     return Ok(Sent::Earlier);
+                }
+                if late.contains(id) {
+                    return Ok(Sent::Never);
                 }
                 if let Some(error) = self.failed.remove(id) {
                     return Err(WelcomeError::Mail(error));

@@ -1,4 +1,5 @@
-//! `GET /profiles/{user_id}`: 200 with the profile, 404 until its event has been applied.
+//! `GET /profiles/{user_id}`: 200 with the profile, 404 until its event has been applied
+//! and after the user was erased.
 
 use axum::{Json, Router, extract::State};
 use service_kit::{
@@ -35,7 +36,7 @@ fn api() -> OpenApiRouter<PgPool> {
 #[openapi(
     info(
         title = "profile",
-        description = "Public profiles, projected from `user.registered.v1` events."
+        description = "Public profiles, projected from `user.registered.v1` events and erased on `user.deleted.v1`."
     ),
     components(
         schemas(Problem, InputError),
@@ -51,12 +52,12 @@ struct ApiDoc;
     path = "/profiles/{user_id}",
     tag = "profiles",
     summary = "A user's public profile",
-    description = "404 until the user's `user.registered.v1` event has been applied.",
+    description = "404 until the user's `user.registered.v1` event has been applied, and again once their `user.deleted.v1` has.",
     params(("user_id" = Uuid, Path, description = "The user's id, as registration assigned it")),
     responses(
         (status = 200, description = "The profile", body = Profile),
         (status = 400, description = "`user_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no profile for this user (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no profile for this user (yet, or any more: erased)", body = Problem, content_type = "application/problem+json"),
         (status = 500, response = InternalError),
         (status = 503, response = Unavailable),
     )

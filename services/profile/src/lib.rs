@@ -1,4 +1,5 @@
-//! Profile: a read model of users, built from `user.registered.v1`, served over HTTP.
+//! Profile: a read model of users, built from `user.registered.v1` and erased by
+//! `user.deleted.v1`, served over HTTP.
 //!
 //! It never reads registration's database; everything it knows came as an event. The
 //! consuming-service skeleton (`service_kit::consumer_service`) does the rest: the
@@ -6,34 +7,48 @@
 //! `/metrics` and the graceful shutdown.
 //!
 //! # Layout
-//! - [`projection`]: the event handler that turns events into profile rows.
+//! - [`projection`]: the event handlers that turn events into profile rows (and tombstones).
 //! - [`store`]: SQL for profiles.
 //! - [`http`]: `GET /profiles/{user_id}`.
 
 /// `GET /profiles/{user_id}`.
 pub mod http;
-/// The event handler that projects events into profiles.
+/// The event handlers that project events into profiles.
 pub mod projection;
 /// SQL for profiles.
 pub mod store;
 
-use events::UserRegisteredV1;
+use std::sync::Arc;
+
+use events::{Event, UserDeletedV1, UserRegisteredV1};
 use service_kit::{
     app::App,
     config::ServiceIdentity,
-    consumer_service::{ConsumerService, ConsumerServiceConfig, NoOwnSettings},
+    consumer_service::{
+        ConsumerService, ConsumerServiceConfig, Handlers, NoOwnSettings, Subscription,
+    },
 };
 
 use crate::projection::ProfileProjection;
 
-/// The profile service: its name, port, queue and tables (the inbox comes from service-kit).
+/// The profile service: its name, port, queues and tables (the inbox comes from
+/// service-kit).
 pub static SERVICE: ConsumerService = ConsumerService {
     identity: ServiceIdentity::new(
         "profile",
         8082,
         "Profile read model built from user.registered events",
     ),
-    queue: "profile.user-registered",
+    subscriptions: &[
+        Subscription {
+            queue: "profile.user-registered",
+            event_type: UserRegisteredV1::TYPE,
+        },
+        Subscription {
+            queue: "profile.user-deleted",
+            event_type: UserDeletedV1::TYPE,
+        },
+    ],
     migrator: &sqlx::migrate!("./migrations"),
 };
 
@@ -44,9 +59,12 @@ pub type Config = ConsumerServiceConfig<NoOwnSettings>;
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let concurrency = usize::from(config.consumer.settings.prefetch);
     let app = SERVICE
-        .build::<UserRegisteredV1, _, _>(&config, |db| {
-            let projection = ProfileProjection::new(db.clone(), concurrency);
-            (projection, http::router(db))
+        .build(&config, |db| {
+            let projection = Arc::new(ProfileProjection::new(db.clone(), concurrency));
+            let handlers = Handlers::default()
+                .on::<UserRegisteredV1, _>(projection.clone())
+                .on::<UserDeletedV1, _>(projection);
+            (handlers, http::router(db))
         })
         .await?;
     Ok(app)

@@ -1,7 +1,12 @@
-//! The `user.registered.v1` handler: inbox row and profile row in one statement, for all
-//! the deliveries in flight at once (a group commit).
+//! The handlers of `user.registered.v1` (write the profile) and `user.deleted.v1` (replace
+//! it with a tombstone): inbox row and profile row in one statement, for all the
+//! deliveries of one type in flight at once (a group commit).
+//!
+//! Both go through the same upsert, which keeps the event with the highest per-user
+//! `sequence`: a deletion (sequence 2) that arrives before the registration (sequence 1),
+//! or a registration redriven after the deletion, leaves the tombstone in place.
 
-use events::{Envelope, Event, UserRegisteredV1};
+use events::{Envelope, Event, UserDeletedV1, UserRegisteredV1};
 use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use service_kit::{
     db_span,
@@ -9,13 +14,15 @@ use service_kit::{
 };
 use sqlx::PgPool;
 
-use crate::store::{self, Applied, ProfileChange};
+use crate::store::{self, Applied, ProfileChange, ProfileContent};
 
-/// Projects registrations into profiles.
+/// Projects registrations into profiles, and erasures into tombstones.
 #[derive(Debug, Clone)]
 pub struct ProfileProjection {
-    /// Writes the changes of concurrent deliveries together.
-    writes: GroupCommit<ProfileWriter>,
+    /// Writes the registrations of concurrent deliveries together.
+    registrations: GroupCommit<ProfileWriter>,
+    /// Writes the erasures of concurrent deliveries together.
+    erasures: GroupCommit<ProfileWriter>,
 }
 
 impl ProfileProjection {
@@ -28,55 +35,99 @@ impl ProfileProjection {
             "Profiles written by the projection."
         );
         metrics::counter!("profiles_created_total").increment(0);
+        metrics::describe_counter!("profiles_erased_total", "Profiles erased by user.deleted.");
+        metrics::counter!("profiles_erased_total").increment(0);
+        let writer = |event_type| ProfileWriter {
+            db: db.clone(),
+            event_type,
+        };
         Self {
-            writes: GroupCommit::start(ProfileWriter { db }, concurrency),
+            registrations: GroupCommit::start(writer(UserRegisteredV1::TYPE), concurrency),
+            erasures: GroupCommit::start(writer(UserDeletedV1::TYPE), concurrency),
         }
     }
 }
 
 impl Handler<UserRegisteredV1> for ProfileProjection {
     async fn handle(&self, event: Envelope<UserRegisteredV1>) -> HandlerOutcome {
-        match self.project(event).await {
-            Ok(()) => HandlerOutcome::Done,
-            // Every database failure here is worth retrying: the event itself was valid.
-            Err(reason) => HandlerOutcome::Retry(reason),
-        }
+        let content = ProfileContent::Shown {
+            display_name: event.data.display_name.clone(),
+            registered_at: event.data.registered_at,
+        };
+        let user_id = event.data.user_id;
+        let applied = self
+            .apply(&self.registrations, &event, user_id, content)
+            .await;
+        verdict(applied, "profile written", "profiles_created_total")
+    }
+}
+
+impl Handler<UserDeletedV1> for ProfileProjection {
+    async fn handle(&self, event: Envelope<UserDeletedV1>) -> HandlerOutcome {
+        let user_id = event.data.user_id;
+        let applied = self
+            .apply(&self.erasures, &event, user_id, ProfileContent::Erased)
+            .await;
+        verdict(applied, "profile erased", "profiles_erased_total")
     }
 }
 
 impl ProfileProjection {
-    async fn project(&self, event: Envelope<UserRegisteredV1>) -> Result<(), String> {
-        let (event_id, sequence) = (event.id, event.sequence);
+    /// Submits what `event` says the profile of `user_id` now is.
+    async fn apply<E: Event>(
+        &self,
+        writes: &GroupCommit<ProfileWriter>,
+        event: &Envelope<E>,
+        user_id: uuid::Uuid,
+        content: ProfileContent,
+    ) -> Result<(Applied, u64), String> {
         let change = ProfileChange {
-            event_id,
-            user_id: event.data.user_id,
-            display_name: event.data.display_name,
-            registered_at: event.data.registered_at,
-            sequence: i64::try_from(sequence).unwrap_or(i64::MAX),
+            event_id: event.id,
+            user_id,
+            content,
+            sequence: i64::try_from(event.sequence).unwrap_or(i64::MAX),
             changed_at: event.time,
         };
-        let applied = self
-            .writes
+        let applied = writes
             .submit(change)
             .await
             .map_err(|error| error.to_string())??;
-        match applied {
-            Applied::Written => {
-                metrics::counter!("profiles_created_total").increment(1);
-                tracing::info!(%event_id, "profile written");
-            }
-            Applied::Stale => tracing::info!(%event_id, sequence, "stale event ignored"),
-            Applied::AlreadyApplied => tracing::info!(%event_id, "event already applied"),
-        }
-        Ok(())
+        Ok((applied, event.sequence))
     }
 }
 
-/// Applies a batch of changes in one statement. If the database refuses the batch, each
-/// change is tried on its own, so that a change it refuses fails alone.
+/// The log line, the metric and the message's fate for one applied event. Every database
+/// failure is worth retrying: the event itself was valid.
+fn verdict(
+    applied: Result<(Applied, u64), String>,
+    written: &'static str,
+    counter: &'static str,
+) -> HandlerOutcome {
+    match applied {
+        Ok((Applied::Written, _)) => {
+            metrics::counter!(counter).increment(1);
+            tracing::info!("{written}");
+        }
+        Ok((Applied::Stale, sequence)) => {
+            tracing::info!(
+                sequence,
+                "stale event ignored: a newer event of the user came first"
+            );
+        }
+        Ok((Applied::AlreadyApplied, _)) => tracing::info!("event already applied"),
+        Err(reason) => return HandlerOutcome::Retry(reason),
+    }
+    HandlerOutcome::Done
+}
+
+/// Applies a batch of changes of one event type in one statement. If the database
+/// refuses the batch, each change is tried on its own, so that a change it refuses fails
+/// alone.
 #[derive(Debug)]
 struct ProfileWriter {
     db: PgPool,
+    /// What the inbox records the events as.
+    event_type: &'static str,
 }
 
 impl BatchWriter for ProfileWriter {
@@ -93,7 +144,7 @@ impl BatchWriter for ProfileWriter {
             .iter()
             .map(|caller| db_span!("INSERT", "inbox", parent: caller, batch_size: batch_size))
             .collect();
-        let event_type = UserRegisteredV1::TYPE;
+        let event_type = self.event_type;
         let outcomes = match store::apply_batch(&self.db, event_type, &changes).await {
             Ok(applied) => applied.into_iter().map(Ok).collect(),
             // The server refused the statement: one of the changes may be at fault, so

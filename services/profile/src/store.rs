@@ -31,20 +31,56 @@ pub struct ProfileChange {
     pub event_id: Uuid,
     /// Whose profile.
     pub user_id: Uuid,
-    /// The name to show.
-    pub display_name: String,
-    /// When the user signed up.
-    pub registered_at: DateTime<Utc>,
+    /// What the profile now holds.
+    pub content: ProfileContent,
     /// The event's per-user sequence number.
     pub sequence: i64,
     /// The event's time.
     pub changed_at: DateTime<Utc>,
 }
 
+/// What a profile holds after an event.
+#[derive(Debug, Clone)]
+pub enum ProfileContent {
+    /// A visible profile (`user.registered.v1`).
+    Shown {
+        /// The name to show.
+        display_name: String,
+        /// When the user signed up.
+        registered_at: DateTime<Utc>,
+    },
+    /// Nothing personal: the user was erased (`user.deleted.v1`); the row stays as a
+    /// tombstone so that older events of the user are recognised as stale.
+    Erased,
+}
+
+impl ProfileChange {
+    fn display_name(&self) -> Option<String> {
+        match &self.content {
+            ProfileContent::Shown { display_name, .. } => Some(display_name.clone()),
+            ProfileContent::Erased => None,
+        }
+    }
+
+    fn registered_at(&self) -> Option<DateTime<Utc>> {
+        match &self.content {
+            ProfileContent::Shown { registered_at, .. } => Some(*registered_at),
+            ProfileContent::Erased => None,
+        }
+    }
+
+    fn erased_at(&self) -> Option<DateTime<Utc>> {
+        match self.content {
+            ProfileContent::Shown { .. } => None,
+            ProfileContent::Erased => Some(self.changed_at),
+        }
+    }
+}
+
 /// What applying one event did to the read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// The profile was written.
+    /// The profile (or its tombstone) was written.
     Written,
     /// A newer event (higher `sequence`) had already written the profile, or comes later
     /// in the same batch: this one changes nothing, whatever order the broker delivered
@@ -54,8 +90,9 @@ pub enum Applied {
     AlreadyApplied,
 }
 
-/// Records the events in the inbox and writes each user's profile from the newest of them
-/// unless a newer event already did (last writer by sequence wins), in one statement:
+/// Records the events in the inbox and writes each user's profile (or tombstone) from the
+/// newest of them unless a newer event already did (last writer by sequence wins), in one
+/// statement:
 /// atomic on its own, one round trip and one commit for the whole batch. Returns what
 /// happened to each change, in order.
 pub async fn apply_batch(
@@ -69,19 +106,22 @@ pub async fn apply_batch(
     }
     let rows: Vec<(bool, bool)> = sqlx::query_as(service_kit::once_per_event!(
         batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[],
-                                     $6::int8[], $7::timestamptz[])
+                                     $6::int8[], $7::timestamptz[], $8::timestamptz[])
                 with ordinality as b(event_id, user_id, display_name, registered_at,
-                                     sequence, updated_at, position)",
+                                     sequence, updated_at, erased_at, position)",
         effect: ", newest as (
              select distinct on (user_id) * from fresh order by user_id, sequence desc),
          written as (
-             insert into profiles (user_id, display_name, registered_at, sequence, updated_at)
-             select user_id, display_name, registered_at, sequence, updated_at from newest
+             insert into profiles
+                 (user_id, display_name, registered_at, sequence, updated_at, erased_at)
+             select user_id, display_name, registered_at, sequence, updated_at, erased_at
+             from newest
              on conflict (user_id) do update
                 set display_name = excluded.display_name,
                     registered_at = excluded.registered_at,
                     sequence = excluded.sequence,
                     updated_at = excluded.updated_at,
+                    erased_at = excluded.erased_at,
                     projected_at = clock_timestamp()
               where profiles.sequence < excluded.sequence
              returning user_id, sequence)
@@ -93,10 +133,11 @@ pub async fn apply_batch(
     .bind(event_type)
     .bind(column(changes, |change| change.event_id))
     .bind(column(changes, |change| change.user_id))
-    .bind(column(changes, |change| change.display_name.clone()))
-    .bind(column(changes, |change| change.registered_at))
+    .bind(column(changes, ProfileChange::display_name))
+    .bind(column(changes, ProfileChange::registered_at))
     .bind(column(changes, |change| change.sequence))
     .bind(column(changes, |change| change.changed_at))
+    .bind(column(changes, ProfileChange::erased_at))
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -109,11 +150,11 @@ pub async fn apply_batch(
         .collect())
 }
 
-/// Reads one profile.
+/// Reads one profile; an erased user's tombstone is no profile.
 pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
     sqlx::query_as(
         "select user_id, display_name, registered_at, updated_at, projected_at
-         from profiles where user_id = $1",
+         from profiles where user_id = $1 and erased_at is null",
     )
     .bind(user_id)
     .fetch_optional(db)

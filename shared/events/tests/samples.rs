@@ -20,7 +20,9 @@ fn read(path: &Path) -> Value {
 
 /// The committed schema at `path` (relative to the repository root), as a validator.
 fn validator(path: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     jsonschema::validator_for(&read(&path)).expect("the committed schema is a valid schema")
 }
 
@@ -77,10 +79,17 @@ fn every_sample_validates_against_the_committed_schemas_of_its_type() {
 #[test]
 fn each_data_schema_is_named_by_its_dataschema_uri() {
     for (path, uri) in [
-        (UserRegisteredV1::DATA_SCHEMA_PATH, UserRegisteredV1::DATASCHEMA),
+        (
+            UserRegisteredV1::DATA_SCHEMA_PATH,
+            UserRegisteredV1::DATASCHEMA,
+        ),
         (UserDeletedV1::DATA_SCHEMA_PATH, UserDeletedV1::DATASCHEMA),
     ] {
-        let schema = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path));
+        let schema = read(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(path),
+        );
         assert_eq!(schema["$id"], uri, "{path}");
     }
 }

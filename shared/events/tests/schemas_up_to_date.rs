@@ -9,7 +9,9 @@ use events::{DATASCHEMA_PREFIX, Envelope, Event, UserDeletedV1, UserRegisteredV1
 
 fn repository_file(path: &str) -> PathBuf {
     // The paths in `Event` are relative to the repository root, two levels above this crate.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn pretty(schema: &schemars::Schema) -> String {
@@ -77,7 +79,8 @@ fn user_deleted_v1_schemas_are_committed_and_current() {
 
 #[test]
 fn a_real_event_validates_against_the_committed_schema() {
-    let text = std::fs::read_to_string(repository_file(UserRegisteredV1::SCHEMA_PATH)).expect("schema exists");
+    let text = std::fs::read_to_string(repository_file(UserRegisteredV1::SCHEMA_PATH))
+        .expect("schema exists");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema is valid");
     let user_id = uuid::Uuid::now_v7();

@@ -57,34 +57,43 @@ pub struct DeadLetter {
     pub original_queue: String,
 }
 
-/// Runs `command` against `dead_letter_queue` and prints its result on stdout.
+/// Runs `command` against each of a service's dead-letter queues (one per event type it
+/// consumes) and prints the result on stdout: one JSON line per message for `list`, the
+/// total for `redrive`.
 pub async fn run(
     amqp_url: &str,
-    dead_letter_queue: &str,
+    dead_letter_queues: &[String],
     command: &DlqCommand,
 ) -> Result<(), MessagingError> {
     let connection = BrokerConnection::open(amqp_url, "dlq tool").await?;
-    let result = match command {
-        DlqCommand::List => list(&connection, dead_letter_queue).await.map(|letters| {
-            for letter in letters {
-                println!("{}", serde_json::to_string(&letter).unwrap_or_default());
-            }
-        }),
-        DlqCommand::Redrive { all, id } => {
-            let selection = if *all {
-                None
-            } else {
-                Some(id.iter().cloned().collect())
-            };
-            redrive(&connection, dead_letter_queue, selection.as_ref())
-                .await
-                .map(|count| {
-                    println!("redriven {count}");
-                })
-        }
-    };
+    let result = run_on(&connection, dead_letter_queues, command).await;
     connection.close().await;
     result
+}
+
+async fn run_on(
+    connection: &BrokerConnection,
+    dead_letter_queues: &[String],
+    command: &DlqCommand,
+) -> Result<(), MessagingError> {
+    match command {
+        DlqCommand::List => {
+            for queue in dead_letter_queues {
+                for letter in list(connection, queue).await? {
+                    println!("{}", serde_json::to_string(&letter).unwrap_or_default());
+                }
+            }
+        }
+        DlqCommand::Redrive { all, id } => {
+            let selection: Option<HashSet<String>> = (!*all).then(|| id.iter().cloned().collect());
+            let mut count = 0;
+            for queue in dead_letter_queues {
+                count += redrive(connection, queue, selection.as_ref()).await?;
+            }
+            println!("redriven {count}");
+        }
+    }
+    Ok(())
 }
 
 /// The messages in the DLQ, left in place.

@@ -28,6 +28,10 @@ pub enum StartError {
     /// The database could not be created, reached or migrated.
     #[error("cannot prepare the database: {0}")]
     Database(#[from] crate::postgres::DatabaseError),
+    /// A consuming service's handlers do not match its subscriptions: a mistake in the
+    /// service's code, reported at start rather than as a queue that nobody reads.
+    #[error("the service's handlers do not match its subscriptions: {0}")]
+    Wiring(String),
 }
 
 /// A task started by [`App::run`]; it must return soon after the token is cancelled.

@@ -1,9 +1,14 @@
-//! The skeleton of a consuming service: everything but its handler, its store and its
-//! routes. A service declares a [`ConsumerService`] and its own settings, if any; its
-//! `main` is then one call to [`ConsumerService::main`], and its `build` one call to
-//! [`ConsumerService::build`] naming the event, the handler and the routes.
+//! The skeleton of a consuming service: everything but its handlers, its store and its
+//! routes. A service declares a [`ConsumerService`] (which event types it reads, from which
+//! queues) and its own settings, if any; its `main` is then one call to
+//! [`ConsumerService::main`], and its `build` one call to [`ConsumerService::build`] giving
+//! a handler per event type ([`Handlers`]) and the routes.
+//!
+//! Each event type has its own work queue and its own consume loop. Events of one user
+//! can therefore be handled in any order (they could anyway: retries through delay queues
+//! and redrives overtake); the handlers order them by the envelope's per-user `sequence`.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use axum::Router;
 use events::Event;
@@ -18,6 +23,7 @@ use messaging::{
     topology::Topology,
 };
 use sqlx::{PgPool, migrate::Migrator};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{App, StartError},
@@ -32,10 +38,60 @@ use crate::{
 pub struct ConsumerService {
     /// Name and default port.
     pub identity: ServiceIdentity,
-    /// The work queue it reads, without the test prefix, e.g. `email.user-registered`.
-    pub queue: &'static str,
+    /// The event types it handles, each with its work queue: the one place that says
+    /// which queue carries what (the `dlq` tool and the AsyncAPI test read it too).
+    pub subscriptions: &'static [Subscription],
     /// The service's own migrations (the inbox is added to them).
     pub migrator: &'static Migrator,
+}
+
+/// One event type a service handles, and the work queue it reads it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The work queue without the test prefix, e.g. `email.user-registered`; bound to
+    /// the exchange with the event type as routing key.
+    pub queue: &'static str,
+    /// The event type, e.g. `user.registered.v1` (an [`Event::TYPE`]).
+    pub event_type: &'static str,
+}
+
+/// Starts one consume loop, given where to read and the flag to keep up to date.
+type StartConsumer = Box<
+    dyn FnOnce(
+            ConsumerConfig,
+            BrokerStatus,
+            CancellationToken,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send,
+>;
+
+/// The service's handlers, one per event type, as [`ConsumerService::build`] takes them.
+#[derive(Default)]
+pub struct Handlers {
+    consumers: Vec<(&'static str, StartConsumer)>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<_> = self.consumers.iter().map(|(t, _)| t).collect();
+        f.debug_struct("Handlers")
+            .field("event_types", &types)
+            .finish()
+    }
+}
+
+impl Handlers {
+    /// `handler` handles the `E` events, from the queue the service's subscriptions name
+    /// for `E::TYPE`. One handler value may handle several types (pass clones of one
+    /// `Arc`).
+    #[must_use]
+    pub fn on<E: Event, H: Handler<E>>(mut self, handler: Arc<H>) -> Self {
+        let start: StartConsumer = Box::new(move |config, status, shutdown| {
+            Box::pin(consumer::run::<E, H>(config, handler, status, shutdown))
+        });
+        self.consumers.push((E::TYPE, start));
+        self
+    }
 }
 
 /// A consuming service's configuration: what every service has, what every consumer has,
@@ -79,42 +135,72 @@ impl ConsumerService {
     }
 
     /// Builds the service: binds, prepares the database (the inbox and the service's own
-    /// tables), then asks `parts` for the handler and the API routes, given the pool.
-    pub async fn build<E, H, Own>(
+    /// tables), then asks `parts` for the handlers and the API routes, given the pool.
+    /// Every subscription needs exactly one handler and every handler a subscription, or
+    /// the service does not start.
+    pub async fn build<Own: clap::Args>(
         &self,
         config: &ConsumerServiceConfig<Own>,
-        parts: impl FnOnce(PgPool) -> (H, Router),
-    ) -> Result<App, StartError>
-    where
-        E: Event,
-        H: Handler<E>,
-        Own: clap::Args,
-    {
+        parts: impl FnOnce(PgPool) -> (Handlers, Router),
+    ) -> Result<App, StartError> {
         let (service, settings) = (&config.service, &config.consumer.settings);
         let app = App::bind(self.identity.name, service).await?;
         let pool = service.pool_settings();
         let migrator = inbox::with_inbox_migration(self.migrator);
         let db = postgres::connect(&service.database_url, &migrator, pool).await?;
-        let (handler, routes) = parts(db.clone());
+        let (handlers, routes) = parts(db.clone());
+        let consumers = self.pair(handlers)?;
 
-        let broker = BrokerStatus::default();
-        let consumer = ConsumerConfig {
-            amqp_url: service.amqp_url.clone(),
-            topology: Topology::new(service.topology_prefix.clone()),
-            queue: self.queue,
-            prefetch: settings.prefetch,
-            retry: settings.retry_policy(),
-            trace_mode: settings.trace_mode,
-        };
-        let handler = Arc::new(handler);
-        let status = broker.clone();
-        Ok(app
-            .api(routes)
-            .ops(Readiness::new(db, broker))
-            .task(move |shutdown| consumer::run::<E, H>(consumer, handler, status, shutdown)))
+        let topology = Topology::new(service.topology_prefix.clone());
+        let mut readiness: Option<Readiness> = None;
+        let mut app = app.api(routes);
+        for (subscription, start) in consumers {
+            let consumer = ConsumerConfig {
+                amqp_url: service.amqp_url.clone(),
+                topology: topology.clone(),
+                queue: subscription.queue,
+                prefetch: settings.prefetch,
+                retry: settings.retry_policy(),
+                trace_mode: settings.trace_mode,
+            };
+            let status = BrokerStatus::default();
+            readiness = Some(match readiness {
+                None => Readiness::new(db.clone(), status.clone()),
+                Some(readiness) => readiness.with_broker(status.clone()),
+            });
+            app = app.task(move |shutdown| start(consumer, status, shutdown));
+        }
+        let readiness = readiness.ok_or(StartError::Wiring("no subscriptions".to_owned()))?;
+        Ok(app.ops(readiness))
     }
 
-    /// Runs a subcommand (the `dlq` tool) against this service's queues.
+    /// Each subscription with its handler's consume loop, in the subscriptions' order.
+    fn pair(&self, handlers: Handlers) -> Result<Vec<(Subscription, StartConsumer)>, StartError> {
+        let mut consumers = handlers.consumers;
+        let mut paired = Vec::with_capacity(self.subscriptions.len());
+        for subscription in self.subscriptions {
+            let position = consumers
+                .iter()
+                .position(|(event_type, _)| *event_type == subscription.event_type)
+                .ok_or_else(|| {
+                    StartError::Wiring(format!(
+                        "no handler for {} (queue {})",
+                        subscription.event_type, subscription.queue
+                    ))
+                })?;
+            let (_, start) = consumers.swap_remove(position);
+            paired.push((*subscription, start));
+        }
+        if let Some((event_type, _)) = consumers.first() {
+            return Err(StartError::Wiring(format!(
+                "a handler for {event_type}, which no subscription names (or two handlers for it)"
+            )));
+        }
+        Ok(paired)
+    }
+
+    /// Runs a subcommand (the `dlq` tool) against this service's queues: each of its
+    /// dead-letter queues in turn (`dlq list` prints each message's original queue).
     pub async fn run_tool(
         &self,
         service: &ServiceArgs,
@@ -122,9 +208,12 @@ impl ConsumerService {
     ) -> Result<(), MessagingError> {
         match command {
             ConsumerCommand::Dlq(command) => {
-                let dead_letters = Topology::new(service.topology_prefix.clone())
-                    .queue_names(self.queue)
-                    .dead_letter;
+                let topology = Topology::new(service.topology_prefix.clone());
+                let dead_letters: Vec<String> = self
+                    .subscriptions
+                    .iter()
+                    .map(|subscription| topology.queue_names(subscription.queue).dead_letter)
+                    .collect();
                 dead_letters::run(&service.amqp_url, &dead_letters, command).await
             }
         }

@@ -7,9 +7,6 @@ use email::Config;
 use reqwest::Response;
 use test_support::{Isolation, RunningApp};
 
-/// The consumer's work queue, without the test prefix.
-const QUEUE: &str = "email.user-registered";
-
 /// A running email app and what a test needs to talk to it.
 pub(crate) struct TestApp {
     app: RunningApp,
@@ -26,7 +23,11 @@ pub(crate) async fn spawn_app() -> TestApp {
     let app = email::build(config)
         .await
         .expect("email builds against the local PostgreSQL");
-    let queues = isolation.consumer_queues(QUEUE);
+    let queues = email::SERVICE
+        .subscriptions
+        .iter()
+        .flat_map(|subscription| isolation.consumer_queues(subscription.queue))
+        .collect();
     let cleanup = isolation.cleanup(isolation.topology("users"), queues);
     TestApp {
         app: RunningApp::start("email", app, cleanup).await,

@@ -8,9 +8,6 @@ use reqwest::Response;
 use sqlx::PgPool;
 use test_support::{Isolation, RunningApp};
 
-/// The consumer's work queue, without the test prefix.
-const QUEUE: &str = "profile.user-registered";
-
 /// A running profile app and what a test needs to talk to it.
 pub(crate) struct TestApp {
     app: RunningApp,
@@ -26,7 +23,11 @@ pub(crate) async fn spawn_app() -> TestApp {
     let app = profile::build(config)
         .await
         .expect("profile builds against the local PostgreSQL");
-    let queues = isolation.consumer_queues(QUEUE);
+    let queues = profile::SERVICE
+        .subscriptions
+        .iter()
+        .flat_map(|subscription| isolation.consumer_queues(subscription.queue))
+        .collect();
     let cleanup = isolation.cleanup(isolation.topology("users"), queues);
     TestApp {
         app: RunningApp::start("profile", app, cleanup).await,

@@ -3,12 +3,12 @@
 //! whatever else the batch holds.
 
 use chrono::{DateTime, Utc};
-use events::{Envelope, Event, UserRegisteredV1};
+use events::{Envelope, Event, UserDeletedV1, UserRegisteredV1};
 use futures_util::future::join_all;
 use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use profile::{
     projection::ProfileProjection,
-    store::{self, Applied, ProfileChange},
+    store::{self, Applied, ProfileChange, ProfileContent},
 };
 use uuid::Uuid;
 
@@ -20,8 +20,10 @@ fn change(user_id: Uuid, name: &str, sequence: i64) -> ProfileChange {
     ProfileChange {
         event_id: Uuid::now_v7(),
         user_id,
-        display_name: name.to_owned(),
-        registered_at: now,
+        content: ProfileContent::Shown {
+            display_name: name.to_owned(),
+            registered_at: now,
+        },
         sequence,
         changed_at: now,
     }
@@ -122,6 +124,92 @@ async fn a_change_the_database_refuses_fails_alone_and_its_batch_neighbours_are_
     }
     let bad_profile = store::find(&db, users[8]).await.expect("the profile reads");
     assert!(bad_profile.is_none(), "the refused change wrote nothing");
+    db.close().await;
+    app.stop().await;
+}
+
+/// The `user.registered.v1` (sequence 1) and the `user.deleted.v1` (sequence 2) of one
+/// user, as the projection's handlers receive them.
+fn registered_and_deleted() -> (Envelope<UserRegisteredV1>, Envelope<UserDeletedV1>) {
+    let user_id = Uuid::now_v7();
+    let registered = UserRegisteredV1 {
+        user_id,
+        email: format!("{user_id}@example.org"),
+        display_name: "Ada".to_owned(),
+        registered_at: Utc::now(),
+    };
+    let deleted = UserDeletedV1 {
+        user_id,
+        deleted_at: Utc::now(),
+    };
+    (
+        Envelope::new("/test", user_id.to_string(), 1, registered),
+        Envelope::new("/test", user_id.to_string(), 2, deleted),
+    )
+}
+
+/// What the profiles table holds for a user: (display name, erased) or nothing.
+async fn row(db: &sqlx::PgPool, user_id: Uuid) -> Option<(Option<String>, bool)> {
+    sqlx::query_as("select display_name, erased_at is not null from profiles where user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+        .expect("the profiles table reads")
+}
+
+/// In order: the profile is written, then replaced by a tombstone that keeps no name,
+/// and the profile is gone from the API's point of view.
+#[tokio::test]
+async fn a_deletion_after_the_registration_erases_the_profile() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let projection = ProfileProjection::new(db.clone(), 4);
+    let (registered, deleted) = registered_and_deleted();
+    let user_id = registered.data.user_id;
+    assert_eq!(projection.handle(registered).await, HandlerOutcome::Done);
+    assert!(store::find(&db, user_id).await.expect("reads").is_some());
+
+    // Act
+    let outcome = projection.handle(deleted).await;
+
+    // Assert
+    assert_eq!(outcome, HandlerOutcome::Done);
+    assert!(store::find(&db, user_id).await.expect("reads").is_none());
+    assert_eq!(
+        row(&db, user_id).await,
+        Some((None, true)),
+        "a tombstone, no name"
+    );
+    db.close().await;
+    app.stop().await;
+}
+
+/// Out of order: the deletion overtook the registration (a retry through a delay queue,
+/// a redrive, a replay). The tombstone's higher sequence makes the late registration
+/// stale: no profile comes back, and a redelivery of it changes nothing either.
+#[tokio::test]
+async fn a_registration_after_the_deletion_does_not_bring_the_profile_back() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let projection = ProfileProjection::new(db.clone(), 4);
+    let (registered, deleted) = registered_and_deleted();
+    let user_id = registered.data.user_id;
+    assert_eq!(projection.handle(deleted).await, HandlerOutcome::Done);
+
+    // Act
+    let late = projection.handle(registered.clone()).await;
+    let again = projection.handle(registered).await;
+
+    // Assert
+    assert_eq!((late, again), (HandlerOutcome::Done, HandlerOutcome::Done));
+    assert!(store::find(&db, user_id).await.expect("reads").is_none());
+    assert_eq!(
+        row(&db, user_id).await,
+        Some((None, true)),
+        "still the tombstone"
+    );
     db.close().await;
     app.stop().await;
 }

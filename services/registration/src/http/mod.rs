@@ -84,13 +84,13 @@ fn api() -> OpenApiRouter<AppState> {
 #[openapi(
     info(
         title = "registration",
-        description = "Sign-ups: writes the user and its `user.registered.v1` event (transactional outbox)."
+        description = "Sign-ups and erasures: writes the user and its `user.registered.v1` event, or erases the user and writes its `user.deleted.v1` event, each in one transaction (transactional outbox)."
     ),
     components(
         schemas(Problem, InputError),
         responses(InternalError, Unavailable)
     ),
-    tags((name = "users", description = "Sign-up and read-back"))
+    tags((name = "users", description = "Sign-up, read-back and erasure"))
 )]
 struct ApiDoc;
 

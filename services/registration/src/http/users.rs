@@ -1,12 +1,13 @@
-//! `POST /users` (sign up) and `GET /users/{id}` (where the `Location` header points).
+//! `POST /users` (sign up), `GET /users/{id}` (where the `Location` header points) and
+//! `DELETE /users/{id}` (the user asks to be forgotten).
 
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
-use events::{Envelope, UserRegisteredV1};
+use chrono::{DateTime, SubsecRound, Utc};
+use events::{Envelope, UserDeletedV1, UserRegisteredV1};
 use serde::{Deserialize, Serialize};
 use service_kit::{
     json::Json,
@@ -22,19 +23,21 @@ use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
     outbox::{OutboxEntry, SOURCE},
-    store::{self, IdempotencyClaim, SignUp, User},
+    store::{self, ErasureTarget, IdempotencyClaim, SignUp, User},
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
-        .routes(routes!(find))
+        .routes(routes!(find, erase))
 }
 
 /// Describes the sign-up counter (at 0 until the first sign-up).
 pub(super) fn describe_metrics() {
     metrics::describe_counter!("users_registered_total", "Sign-ups committed.");
     metrics::counter!("users_registered_total").increment(0);
+    metrics::describe_counter!("users_erased_total", "Users erased at their request.");
+    metrics::counter!("users_erased_total").increment(0);
 }
 
 /// The sign-up body. Fields are optional here so that a missing one is reported by our
@@ -154,7 +157,7 @@ async fn register(
             }
             store::insert_user(&mut tx, &sign_up).await?;
             let status = StatusCode::CREATED.as_u16();
-            store::save_idempotent_response(&mut tx, key.as_ref(), status, &body).await?;
+            store::save_idempotent_response(&mut tx, key.as_ref(), user_id, status, &body).await?;
             tx.commit().await?;
         }
     }
@@ -189,6 +192,54 @@ async fn find(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(UserResponse::from(user)).into_response())
+}
+
+/// Erases a user: their row, their earlier events in the event log and their sign-up's
+/// idempotency record go, in the transaction that writes their `user.deleted.v1` to the
+/// outbox; email and profile erase their copies when it arrives (docs/decisions/0012).
+/// Erasing an erased user again changes nothing and answers the same.
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}",
+    tag = "users",
+    summary = "Forget a user",
+    description = "Erases the user's personal data here and, through the `user.deleted.v1` \
+        event written in the same transaction, in every service that holds a copy. \
+        Repeating it answers 204 again; the address is free for a new sign-up at once.",
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Erased (now, or before)",
+         headers(("traceresponse" = String, description = "W3C trace context of this request"))),
+        (status = 400, description = "an id that is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no user ever had this id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn erase(
+    State(state): State<AppState>,
+    Path(user_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let next_sequence = match store::lock_for_erasure(&mut tx, user_id).await? {
+        ErasureTarget::Present { next_sequence } => next_sequence,
+        ErasureTarget::AlreadyErased => return Ok(StatusCode::NO_CONTENT.into_response()),
+        ErasureTarget::Unknown => return Err(ApiError::NotFound),
+    };
+    let deleted_at = Utc::now().trunc_subsecs(6);
+    let data = UserDeletedV1 {
+        user_id,
+        deleted_at,
+    };
+    let event = Envelope::new(SOURCE, user_id.to_string(), next_sequence, data);
+    let entry = OutboxEntry::new(&event)?;
+    store::erase_user(&mut tx, user_id, deleted_at, &entry).await?;
+    tx.commit().await?;
+
+    state.relay_wake.wake();
+    metrics::counter!("users_erased_total").increment(1);
+    tracing::info!(user_id = %user_id, event_id = %event.id, "user erased");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// 201 with the user and a `Location` header; `body` is a serialised [`UserResponse`],

@@ -99,6 +99,27 @@ impl TestApp {
             .expect("the count query runs")
     }
 
+    /// One text value from the app's database (`null` reads as empty).
+    pub(crate) async fn text(&self, query: &'static str) -> String {
+        let value: Option<String> = sqlx::query_scalar(query)
+            .fetch_one(&self.db)
+            .await
+            .expect("the query runs");
+        value.unwrap_or_default()
+    }
+
+    /// The type and payload of every event about one user in the event log, in order.
+    pub(crate) async fn events_of(&self, user_id: &str) -> Vec<(String, Value)> {
+        sqlx::query_as(
+            "select event_type, payload from outbox
+             where aggregate_id = $1::uuid order by position",
+        )
+        .bind(user_id)
+        .fetch_all(&self.db)
+        .await
+        .expect("the outbox is readable")
+    }
+
     /// The `traceparent` column of every outbox row, in order.
     pub(crate) async fn outbox_traceparents(&self) -> Vec<Option<String>> {
         sqlx::query_scalar("select traceparent from outbox order by position")

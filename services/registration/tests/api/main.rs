@@ -4,6 +4,7 @@
 
 mod backpressure;
 mod bad_input;
+mod erasure;
 mod helpers;
 mod idempotency;
 mod openapi;

@@ -77,6 +77,21 @@ impl Broker {
         messages
     }
 
+    /// Takes every message waiting in `queue` out of it (acked on receipt), as a consumer
+    /// that holds on to messages would: a test can publish them again later, out of order.
+    pub async fn take(&self, queue: &str) -> Vec<BasicGetMessage> {
+        let channel = self.channel().await;
+        let mut messages = Vec::new();
+        while let Ok(Some(message)) = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            messages.push(message);
+        }
+        let _ = channel.close(200, "done".into()).await;
+        messages
+    }
+
     /// How many messages are ready in `queue`; 0 if it does not exist.
     pub async fn ready_count(&self, queue: &str) -> u32 {
         let channel = self.channel().await;

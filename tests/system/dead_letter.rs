@@ -2,7 +2,7 @@ use lapin::{BasicProperties, types::ShortString};
 use system_tests::{
     broker::{Broker, header},
     eventually::{PATIENCE, eventually},
-    system::{CONSUMER_QUEUES, TestSystem},
+    system::{TestSystem, USER_REGISTERED_QUEUES},
 };
 
 /// Messages that can never be processed (not JSON; a type no consumer knows) go to each
@@ -31,7 +31,7 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
         .sign_up_and_wait("edsger@example.org", "Edsger")
         .await;
 
-    for consumer in CONSUMER_QUEUES {
+    for consumer in USER_REGISTERED_QUEUES {
         let dlq = topology.dead_letter_queue(consumer);
         let messages = eventually(
             format!("both poison messages in {dlq}"),

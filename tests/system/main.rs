@@ -16,6 +16,7 @@ mod crash_recovery;
 mod dashboard;
 mod db_outage;
 mod dead_letter;
+mod erasure;
 mod idempotency;
 mod load_smoke;
 mod one_trace;

@@ -92,6 +92,15 @@ impl Registration<'_> {
     pub async fn get(&self, path: &str) -> Response {
         self.0.get(path).await
     }
+
+    /// `DELETE /users/{user_id}`: the user asks to be forgotten.
+    pub async fn delete_user(&self, user_id: &str) -> Response {
+        self.0
+            .request(reqwest::Method::DELETE, &format!("/users/{user_id}"))
+            .send()
+            .await
+            .expect("registration answers")
+    }
 }
 
 /// The profile service's API: `GET /profiles/{id}`.

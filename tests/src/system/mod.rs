@@ -37,7 +37,7 @@ pub use self::{
     },
     processes::Processes,
     tools::Tool,
-    topology::{CONSUMER_QUEUES, Topology},
+    topology::{CONSUMER_QUEUES, Topology, USER_DELETED_QUEUES, USER_REGISTERED_QUEUES},
 };
 use crate::{
     binaries,

@@ -7,8 +7,19 @@ use crate::defaults;
 
 use super::options::{RetrySchedule, Service};
 
-/// The consumers' work queues (`email.user-registered`, …) without prefix.
-pub const CONSUMER_QUEUES: [&str; 2] = ["email.user-registered", "profile.user-registered"];
+/// The work queues the `user.registered.v1` events go to, without prefix.
+pub const USER_REGISTERED_QUEUES: [&str; 2] = ["email.user-registered", "profile.user-registered"];
+
+/// The work queues the `user.deleted.v1` events go to, without prefix.
+pub const USER_DELETED_QUEUES: [&str; 2] = ["email.user-deleted", "profile.user-deleted"];
+
+/// Every consumer's work queue, without prefix.
+pub const CONSUMER_QUEUES: [&str; 4] = [
+    USER_REGISTERED_QUEUES[0],
+    USER_REGISTERED_QUEUES[1],
+    USER_DELETED_QUEUES[0],
+    USER_DELETED_QUEUES[1],
+];
 
 /// The names of one system's exchange, queues and databases. Owned and cheap to clone,
 /// so cleanup can take a copy to a thread of its own.

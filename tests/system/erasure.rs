@@ -1,0 +1,250 @@
+//! `DELETE /users/{id}` across the services: registration erases the user and publishes
+//! `user.deleted.v1`; email and profile erase their copies; and the per-user `sequence`
+//! keeps a `user.registered.v1` that arrives after the deletion (a redrive, a retry, a
+//! replay) from bringing anything back.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use system_tests::{
+    broker::Broker,
+    eventually::{PATIENCE, eventually},
+    otlp_sink::ReceivedSpan,
+    system::{
+        Service, TestSystem, USER_DELETED_QUEUES, USER_REGISTERED_QUEUES, trace_id, traceresponse,
+    },
+};
+
+/// How many rows `sql` (one `$1` text parameter) finds.
+async fn count(db: &PgPool, sql: &'static str, parameter: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(parameter)
+        .fetch_one(db)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+}
+
+/// Waits until the email and profile services have applied the user's deletion.
+async fn wait_until_erased_everywhere(email: &PgPool, profile: &PgPool, user_id: &str) {
+    eventually(
+        "the deletion applied by email and profile",
+        PATIENCE,
+        async || {
+            let email_done = count(
+            email,
+            "select count(*) from known_users where user_id = $1::uuid and erased_at is not null",
+            user_id,
+        )
+        .await;
+            let profile_done = count(
+                profile,
+                "select count(*) from profiles where user_id = $1::uuid and erased_at is not null",
+                user_id,
+            )
+            .await;
+            if email_done == 1 && profile_done == 1 {
+                Ok(())
+            } else {
+                Err(format!("email {email_done}, profile {profile_done}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// In order: sign up, get the mail and the profile, ask to be forgotten. The profile and
+/// the mail records go, no row in any service holds the address any more, and the
+/// deletion is one trace from the `DELETE` to both consumers.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erasure_reaches_every_service_and_leaves_no_address() {
+    let system = TestSystem::start().await;
+    let address = "forget.me@example.org";
+    let user_id = system.sign_up_and_wait(address, "Forget Me").await;
+    assert_eq!(
+        system.emails().to(address).await.len(),
+        1,
+        "the welcome mail"
+    );
+
+    let response = system.registration().delete_user(&user_id).await;
+    assert_eq!(response.status(), 204);
+    let trace = trace_id(&traceresponse(&response));
+
+    let email = system.effects().db(Service::Email).await;
+    let profile = system.effects().db(Service::Profile).await;
+    let registration = system.effects().db(Service::Registration).await;
+    wait_until_erased_everywhere(&email, &profile, &user_id).await;
+    assert_eq!(system.profiles().get(&user_id).await.status(), 404);
+    assert!(
+        system.emails().to(address).await.is_empty(),
+        "no mail record"
+    );
+    // Whole rows as text, searched for the address and the name.
+    let everywhere = [
+        (
+            &registration,
+            "select count(*) from users r where r::text like '%' || $1 || '%'",
+        ),
+        (
+            &registration,
+            "select count(*) from outbox r where r::text like '%' || $1 || '%'",
+        ),
+        (
+            &registration,
+            "select count(*) from idempotency r where r::text like '%' || $1 || '%'",
+        ),
+        (
+            &email,
+            "select count(*) from welcome_mails r where r::text like '%' || $1 || '%'",
+        ),
+        (
+            &profile,
+            "select count(*) from profiles r where r::text like '%' || $1 || '%'",
+        ),
+    ];
+    for (db, sql) in everywhere {
+        for personal in [address, "Forget Me"] {
+            assert_eq!(count(db, sql, personal).await, 0, "{personal}: {sql}");
+        }
+    }
+    assert_eq!(
+        system.smtp.messages_to(address).len(),
+        1,
+        "the one welcome mail, sent before the erasure"
+    );
+
+    // `wait_for` fails the test if they do not all appear.
+    system
+        .otlp
+        .wait_for(
+            "the deletion's spans in the DELETE's trace",
+            |spans| {
+                let in_trace: Vec<&ReceivedSpan> =
+                    spans.iter().filter(|s| s.trace_id == trace).collect();
+                [
+                    "DELETE /users/{user_id}",
+                    "users publish",
+                    "email.user-deleted process",
+                    "profile.user-deleted process",
+                ]
+                .iter()
+                .all(|name| in_trace.iter().any(|s| s.name == *name))
+            },
+            PATIENCE,
+        )
+        .await;
+    for db in [email, profile, registration] {
+        db.close().await;
+    }
+}
+
+/// Out of order: the deletion is applied first, then the user's `user.registered.v1`
+/// arrives (here: taken out of the work queues before the consumers ran, and sent back
+/// to them afterwards, as a redrive from a dead-letter queue would). Its sequence (1) is
+/// below the deletion's (2): no profile, no mail, no mail record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_redriven_after_the_erasure_changes_nothing() {
+    let mut system = TestSystem::start().await;
+    let topology = system.topology().clone();
+    for service in [Service::Email, Service::Profile] {
+        let stopped = system
+            .processes()
+            .terminate(service, 0, Duration::from_secs(10))
+            .await;
+        assert!(stopped.is_some(), "{} stops", service.name());
+    }
+    let address = "too.late@example.org";
+    let user_id = system.registration().sign_up_ok(address, "Too Late").await;
+
+    // The registration reaches both queues and is taken out. (Only then the deletion:
+    // a deletion that comes before the relay has published the registration deletes it
+    // from the outbox, and it is never sent at all.)
+    let broker = Broker::connect().await;
+    let mut held = Vec::new();
+    for queue in USER_REGISTERED_QUEUES.map(|q| topology.queue(q)) {
+        let taken = eventually(
+            format!("the registration in {queue}"),
+            PATIENCE,
+            async || {
+                let taken = broker.take(&queue).await;
+                if taken.is_empty() {
+                    Err("none yet")
+                } else {
+                    Ok(taken)
+                }
+            },
+        )
+        .await;
+        assert_eq!(taken.len(), 1, "{queue}");
+        held.extend(taken.into_iter().map(|message| (queue.clone(), message)));
+    }
+    let response = system.registration().delete_user(&user_id).await;
+    assert_eq!(response.status(), 204);
+    for queue in USER_DELETED_QUEUES.map(|q| topology.queue(q)) {
+        eventually(format!("the deletion in {queue}"), PATIENCE, async || {
+            broker.ready_count(&queue).await == 1
+        })
+        .await;
+    }
+
+    for service in [Service::Email, Service::Profile] {
+        system.processes().restart(service, 0).await;
+    }
+    let email = system.effects().db(Service::Email).await;
+    let profile = system.effects().db(Service::Profile).await;
+    wait_until_erased_everywhere(&email, &profile, &user_id).await;
+
+    for (queue, message) in held {
+        let properties = message.delivery.properties.clone();
+        broker
+            .publish("", &queue, &message.delivery.data, properties)
+            .await;
+    }
+    // The marker's registration is queued behind the redriven ones in both queues.
+    system.effects().pass_marker().await;
+    // Handed out before the marker is not yet finished (`pass_marker`): wait for the
+    // consumers to have acked the late registrations too.
+    for (service, queue) in [
+        (Service::Email, "email.user-registered"),
+        (Service::Profile, "profile.user-registered"),
+    ] {
+        system
+            .ops(service)
+            .wait_for_metrics(&[&format!(
+                r#"events_consumed_total{{queue="{queue}",outcome="done"}} 2"#
+            )])
+            .await;
+    }
+
+    assert_eq!(system.profiles().get(&user_id).await.status(), 404);
+    assert!(
+        system.emails().to(address).await.is_empty(),
+        "no mail record"
+    );
+    assert!(
+        system.smtp.messages_to(address).is_empty(),
+        "no mail was sent"
+    );
+    assert_eq!(
+        count(
+            &profile,
+            "select count(*) from profiles where user_id = $1::uuid and display_name is null",
+            &user_id
+        )
+        .await,
+        1,
+        "the tombstone is still there, with no name"
+    );
+    assert_eq!(
+        count(
+            &email,
+            "select count(*) from inbox where event_type = $1",
+            "user.registered.v1"
+        )
+        .await,
+        2,
+        "the late registration is in the inbox (a further redelivery is a no-op)"
+    );
+    email.close().await;
+    profile.close().await;
+}

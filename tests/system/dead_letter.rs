@@ -49,7 +49,7 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
         assert_eq!(messages.len(), 2, "{dlq} holds both poison messages");
         let reasons: Vec<String> = messages
             .iter()
-            .map(|m| header(m, "x-dead-letter-reason").unwrap_or_default())
+            .map(|m| header(m, "dead-letter-reason").unwrap_or_default())
             .collect();
         assert!(
             reasons
@@ -65,15 +65,15 @@ async fn poison_messages_go_to_the_dead_letter_queues_and_the_consumers_keep_goi
         );
         for message in &messages {
             assert_eq!(
-                header(message, "x-dead-letter-kind").as_deref(),
+                header(message, "dead-letter-kind").as_deref(),
                 Some("permanent")
             );
             assert_eq!(
-                header(message, "x-original-routing-key").as_deref(),
+                header(message, "original-routing-key").as_deref(),
                 Some("user.registered.v1")
             );
             assert_eq!(
-                header(message, "x-original-queue").as_deref(),
+                header(message, "original-queue").as_deref(),
                 Some(topology.queue(consumer).as_str())
             );
         }

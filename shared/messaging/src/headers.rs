@@ -3,6 +3,12 @@
 //! Every header the consumer, the retry path, the DLQ tooling and the producers touch is
 //! named here once, and read or written through a method that knows its AMQP type, so no
 //! other module handles `FieldTable`s or `AMQPValue`s directly.
+//!
+//! Our own headers have plain names: the `x-` prefix is RabbitMQ's (`x-death`,
+//! `x-first-death-queue`, `x-delivery-count`), and a name of ours there could one day
+//! collide with one it defines. Earlier releases wrote `x-attempt`, `x-dead-letter-reason`,
+//! …; messages with those names may still wait in delay and dead-letter queues, so
+//! [`Headers::of`] reads them under the new names ([`LEGACY_NAMES`]).
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::Context;
@@ -11,24 +17,39 @@ use crate::trace_context;
 
 /// How many times the message has been handled so far, including the current attempt
 /// (1 on first delivery). Written on each retry copy.
-pub const ATTEMPT: &str = "x-attempt";
+pub const ATTEMPT: &str = "attempt";
 /// Why the message was dead-lettered, in words.
-pub const DEAD_LETTER_REASON: &str = "x-dead-letter-reason";
+pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 /// `permanent` (can never succeed) or `exhausted` (ran out of retries).
-pub const DEAD_LETTER_KIND: &str = "x-dead-letter-kind";
+pub const DEAD_LETTER_KIND: &str = "dead-letter-kind";
 /// The routing key the message was first published with; retries and dead-lettering
 /// go through the default exchange and would otherwise lose it.
-pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
 /// The exchange the message was first published to.
-pub const ORIGINAL_EXCHANGE: &str = "x-original-exchange";
+pub const ORIGINAL_EXCHANGE: &str = "original-exchange";
 /// The work queue the message failed in; the queue a redrive sends it back to.
-pub const ORIGINAL_QUEUE: &str = "x-original-queue";
+pub const ORIGINAL_QUEUE: &str = "original-queue";
 /// Why the last attempt asked for a retry.
-pub const RETRY_REASON: &str = "x-retry-reason";
+pub const RETRY_REASON: &str = "retry-reason";
 /// Set on a message sent back from a DLQ by `dlq redrive`: the DLQ it came from.
-pub const REDRIVEN_FROM: &str = "x-redriven-from";
+pub const REDRIVEN_FROM: &str = "redriven-from";
 /// Set on a message sent again from the producer's event log by a replay.
-pub const REPLAYED: &str = "x-replayed";
+pub const REPLAYED: &str = "replayed";
+
+/// The names earlier releases wrote, each with today's name: read as today's by
+/// [`Headers::of`], never written. Remove once no message with them can be left in a
+/// queue (the longest a message waits is in a dead-letter queue, until a person acts).
+pub const LEGACY_NAMES: [(&str, &str); 9] = [
+    ("x-attempt", ATTEMPT),
+    ("x-dead-letter-reason", DEAD_LETTER_REASON),
+    ("x-dead-letter-kind", DEAD_LETTER_KIND),
+    ("x-original-routing-key", ORIGINAL_ROUTING_KEY),
+    ("x-original-exchange", ORIGINAL_EXCHANGE),
+    ("x-original-queue", ORIGINAL_QUEUE),
+    ("x-retry-reason", RETRY_REASON),
+    ("x-redriven-from", REDRIVEN_FROM),
+    ("x-replayed", REPLAYED),
+];
 
 /// Set by RabbitMQ on a message it dead-lettered itself (a delay queue's TTL, the work
 /// queue's delivery limit): the queue the message first died in.
@@ -53,9 +74,24 @@ const BROKER_DEATH_HEADERS: [&str; 4] = [
 pub struct Headers(FieldTable);
 
 impl Headers {
-    /// The headers of a received message (empty when it had none).
+    /// The headers of a received message (empty when it had none), with any header of an
+    /// earlier release renamed to today's name (unless today's is there too), so that the
+    /// rest of the code knows only today's names and a retry or redrive writes only them.
     pub(crate) fn of(table: Option<&FieldTable>) -> Self {
-        Self(table.cloned().unwrap_or_default())
+        let mut headers = FieldTable::default();
+        for (name, value) in table.map(FieldTable::inner).into_iter().flatten() {
+            let legacy = LEGACY_NAMES.iter().find(|(old, _)| *old == name.as_str());
+            match legacy {
+                Some((_, new)) if table.is_some_and(|t| t.inner().contains_key(*new)) => {}
+                Some((_, new)) => {
+                    headers.insert(ShortString::from(*new), value.clone());
+                }
+                None => {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        Self(headers)
     }
 
     /// The table to put into the AMQP properties.
@@ -158,6 +194,40 @@ impl Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_of_an_earlier_release_are_read_as_todays() {
+        let mut table = FieldTable::default();
+        table.insert(ShortString::from("x-attempt"), AMQPValue::LongUInt(3));
+        table.insert(
+            ShortString::from("x-original-queue"),
+            AMQPValue::LongString(LongString::from("email.user-registered")),
+        );
+        table.insert(
+            ShortString::from("x-first-death-queue"),
+            AMQPValue::LongString(LongString::from("email.user-registered.delay.1000ms")),
+        );
+        let headers = Headers::of(Some(&table));
+        assert_eq!(headers.attempt(), 3);
+        assert_eq!(
+            headers.text(ORIGINAL_QUEUE).as_deref(),
+            Some("email.user-registered")
+        );
+        assert!(
+            headers.text(FIRST_DEATH_QUEUE).is_some(),
+            "RabbitMQ's own stay"
+        );
+        let written = headers.into_table();
+        assert!(written.inner().keys().all(|k| k.as_str() != "x-attempt"));
+    }
+
+    #[test]
+    fn none_of_our_names_uses_rabbitmqs_prefix() {
+        for (legacy, name) in LEGACY_NAMES {
+            assert!(legacy.starts_with("x-"), "{legacy}");
+            assert!(!name.starts_with("x-"), "{name}");
+        }
+    }
 
     #[test]
     fn a_first_delivery_is_attempt_one() {

@@ -687,6 +687,14 @@ impl AsyncapiCli {
 /// shell completion to `~/.bashrc`, and one of its dependencies reports the install to
 /// an analytics service; `validate` needs none of them.
 fn asyncapi_cli() -> AsyncapiCli {
+    // Without Node.js an installed CLI cannot run either: say so before judging the
+    // install broken and removing it.
+    let node = run(Command::new("node").arg("--version"));
+    assert!(
+        node.status.success(),
+        "node --version failed:\n{}",
+        text(&node)
+    );
     let cli = AsyncapiCli {
         dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("asyncapi-cli-{ASYNCAPI_CLI}")),
     };

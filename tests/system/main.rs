@@ -7,9 +7,11 @@
 //! burst bigger for an opt-in soak run.
 //!
 //! `architecture` needs no running system: it checks the workspace's dependency rules
-//! from `cargo metadata`.
+//! from `cargo metadata`. Nor does `asyncapi`: it checks `docs/asyncapi.yaml` against the
+//! code and runs the official AsyncAPI CLI on it.
 
 mod architecture;
+mod asyncapi;
 mod broker_outage;
 mod contract;
 mod crash_recovery;

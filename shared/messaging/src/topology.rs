@@ -11,6 +11,10 @@ use crate::{MessagingError, retry::RetryPolicy};
 /// The exchange every event is published to.
 pub const EXCHANGE: &str = "users";
 
+/// The kind of [`EXCHANGE`]: a topic exchange routes by the event type, so each consumer
+/// binds exactly the types it handles and a new type (or version) is a new routing key.
+pub const EXCHANGE_KIND: ExchangeKind = ExchangeKind::Topic;
+
 /// After this many deliveries of one message without an ack (the consumer crashed or was
 /// killed each time), the broker moves it to the dead-letter queue on its own. A guard
 /// against a message that crashes its consumer; our own retries do not count here because
@@ -53,24 +57,31 @@ impl Topology {
     /// Declares the exchange. Idempotent: declaring what exists with the same arguments is
     /// a no-op, so every service does it at start instead of relying on deploy order.
     pub(crate) async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
-        let options = ExchangeDeclareOptions {
-            // Survives a broker restart.
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
         channel
             .exchange_declare(
                 self.exchange().into(),
-                ExchangeKind::Topic,
-                options,
+                EXCHANGE_KIND,
+                exchange_options(),
                 FieldTable::default(),
             )
             .await?;
         Ok(())
     }
 
+    /// The exchange as the producer and every consumer declare it, for what must agree
+    /// with the declaration without a broker (the AsyncAPI document's test,
+    /// `docs/asyncapi.yaml`).
+    pub fn declared_exchange(&self) -> DeclaredExchange {
+        DeclaredExchange {
+            name: self.exchange(),
+            kind: EXCHANGE_KIND,
+            options: exchange_options(),
+        }
+    }
+
     /// Declares a consumer's work queue bound to `routing_key`, its dead-letter queue and
-    /// one delay queue per retry delay. Returns the names.
+    /// one delay queue per retry delay. Returns the names. [`Self::declared_queues`]
+    /// lists the same queues for the AsyncAPI document's test: change both together.
     pub(crate) async fn declare_consumer_queues(
         &self,
         channel: &Channel,
@@ -102,6 +113,76 @@ impl Topology {
         }
         Ok(names)
     }
+
+    /// Every queue a consumer of `queue` declares at start under `retry`, with its
+    /// arguments: the dead-letter queue, the work queue, then one delay queue per delay.
+    /// For what must agree with the declarations without a broker: the AsyncAPI
+    /// document's test (`docs/asyncapi.yaml`) compares them with the document.
+    pub fn declared_queues(&self, queue: &str, retry: &RetryPolicy) -> Vec<DeclaredQueue> {
+        let names = self.queue_names(queue);
+        let mut queues = vec![
+            DeclaredQueue::new(&names.dead_letter, quorum(FieldTable::default())),
+            DeclaredQueue::new(&names.work, quorum(work_queue_arguments(&names))),
+        ];
+        queues.extend(retry.delays().iter().map(|delay| {
+            DeclaredQueue::new(
+                &names.delay_queue(*delay),
+                quorum(delay_queue_arguments(&names.work, *delay)),
+            )
+        }));
+        queues
+    }
+}
+
+/// The exchange as the topology declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredExchange {
+    /// Its name, e.g. `users`.
+    pub name: String,
+    /// [`EXCHANGE_KIND`].
+    pub kind: ExchangeKind,
+    /// Durable, not auto-deleted.
+    pub options: ExchangeDeclareOptions,
+}
+
+/// One queue as the topology declares it, in a form a document can be compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredQueue {
+    /// The queue's name.
+    pub name: String,
+    /// Durable (a quorum queue must be), neither exclusive nor auto-deleted.
+    pub options: QueueDeclareOptions,
+    /// Its arguments (`x-queue-type`, `x-message-ttl`, …) as (name, JSON value) pairs,
+    /// sorted by name: AMQP strings become JSON strings, AMQP integers JSON numbers.
+    pub arguments: Vec<(String, serde_json::Value)>,
+}
+
+impl DeclaredQueue {
+    fn new(name: &str, arguments: FieldTable) -> Self {
+        let arguments = arguments
+            .inner()
+            .iter()
+            .map(|(key, value)| (key.to_string(), json_value(value)))
+            .collect();
+        Self {
+            name: name.to_owned(),
+            options: queue_options(),
+            arguments,
+        }
+    }
+}
+
+/// An argument's value as JSON, for the kinds the topology declares (strings and 64-bit
+/// integers); anything else becomes its debug text, which no document will match by
+/// accident.
+fn json_value(value: &AMQPValue) -> serde_json::Value {
+    match value {
+        AMQPValue::LongString(text) => {
+            serde_json::Value::String(String::from_utf8_lossy(text.as_bytes()).into_owned())
+        }
+        AMQPValue::LongLongInt(number) => serde_json::Value::from(*number),
+        other => serde_json::Value::String(format!("{other:?}")),
+    }
 }
 
 /// The queues that belong to one consumer.
@@ -132,17 +213,35 @@ impl QueueNames {
 async fn declare_quorum(
     channel: &Channel,
     name: &str,
-    mut arguments: FieldTable,
+    arguments: FieldTable,
 ) -> Result<(), MessagingError> {
-    arguments.insert("x-queue-type".into(), long_string("quorum"));
-    let options = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     channel
-        .queue_declare(name.into(), options, arguments)
+        .queue_declare(name.into(), queue_options(), quorum(arguments))
         .await?;
     Ok(())
+}
+
+/// Every queue survives a broker restart (a quorum queue must be durable) and outlives
+/// the connection that declared it.
+fn queue_options() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// The exchange survives a broker restart.
+fn exchange_options() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+/// `arguments` plus the quorum queue type (see [`declare_quorum`]).
+fn quorum(mut arguments: FieldTable) -> FieldTable {
+    arguments.insert("x-queue-type".into(), long_string("quorum"));
+    arguments
 }
 
 /// A message the broker gives up on (see [`DELIVERY_LIMIT`]) goes to the DLQ, not away.
@@ -198,6 +297,37 @@ mod tests {
         assert_eq!(
             names.delay_queue(Duration::from_secs(2)),
             "email.user-registered.delay.2000ms"
+        );
+    }
+
+    #[test]
+    fn the_declared_queues_are_the_consumers_queues_with_their_arguments() {
+        let topology = Topology::default();
+        let retry = RetryPolicy::exponential(Duration::from_secs(1), 2);
+        let queues = topology.declared_queues("email.user-registered", &retry);
+        let names: Vec<&str> = queues.iter().map(|queue| queue.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "email.user-registered.dlq",
+                "email.user-registered",
+                "email.user-registered.delay.1000ms",
+                "email.user-registered.delay.2000ms",
+            ]
+        );
+        let delay = &queues[3];
+        assert!(delay.options.durable && !delay.options.exclusive && !delay.options.auto_delete);
+        assert_eq!(
+            delay.arguments,
+            [
+                ("x-dead-letter-exchange", "".into()),
+                ("x-dead-letter-routing-key", "email.user-registered".into()),
+                ("x-dead-letter-strategy", "at-least-once".into()),
+                ("x-message-ttl", 2000.into()),
+                ("x-overflow", "reject-publish".into()),
+                ("x-queue-type", "quorum".into()),
+            ]
+            .map(|(name, value): (&str, serde_json::Value)| (name.to_owned(), value))
         );
     }
 

@@ -1,7 +1,18 @@
 //! What a consuming binary takes on its command line (and from the environment): the
 //! consumer's tuning, and the `dlq` tool that shares the service's configuration.
 
+use std::time::Duration;
+
 use crate::{consumer::TraceMode, dead_letters::DlqCommand, retry::RetryPolicy};
+
+/// The first retry delay, in milliseconds, when `RETRY_INITIAL_DELAY_MS` is not set: long
+/// enough for a restarting database or SMTP server to come back, short enough that a
+/// blip delays a mail by a second.
+pub const DEFAULT_RETRY_INITIAL_DELAY_MS: u64 = 1_000;
+
+/// Attempts in all when `RETRY_MAX_ATTEMPTS` is not set: with the delay doubled each
+/// time, a message is tried for about half a minute before it is dead-lettered.
+pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 6;
 
 /// Everything a consuming service adds to its configuration; flatten it into the
 /// service's `clap::Parser`.
@@ -25,10 +36,10 @@ pub struct ConsumerSettings {
     pub prefetch: u16,
     /// Delay before the first retry of a failed message, in milliseconds; doubled for
     /// each further retry.
-    #[arg(long, env = "RETRY_INITIAL_DELAY_MS", default_value_t = 1_000)]
+    #[arg(long, env = "RETRY_INITIAL_DELAY_MS", default_value_t = DEFAULT_RETRY_INITIAL_DELAY_MS)]
     pub retry_initial_delay_ms: u64,
     /// Attempts in all before a message goes to the dead-letter queue.
-    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 6)]
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = DEFAULT_RETRY_MAX_ATTEMPTS)]
     pub retry_max_attempts: u32,
     /// `child`: processing spans continue the producer's trace; `link`: each starts a new
     /// trace linked to it. Redriven and replayed messages always get a link.
@@ -39,11 +50,22 @@ pub struct ConsumerSettings {
 impl ConsumerSettings {
     /// The retry schedule these settings describe.
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::exponential(
-            std::time::Duration::from_millis(self.retry_initial_delay_ms),
-            self.retry_max_attempts.saturating_sub(1),
-        )
+        retry_policy(self.retry_initial_delay_ms, self.retry_max_attempts)
     }
+
+    /// The retry schedule of a consumer started without retry settings: the delay
+    /// queues a default deployment has (`docs/asyncapi.yaml` lists them).
+    pub fn default_retry_policy() -> RetryPolicy {
+        retry_policy(DEFAULT_RETRY_INITIAL_DELAY_MS, DEFAULT_RETRY_MAX_ATTEMPTS)
+    }
+}
+
+/// The first delay, doubled for each retry after it, `max_attempts - 1` retries in all.
+fn retry_policy(initial_delay_ms: u64, max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::exponential(
+        Duration::from_millis(initial_delay_ms),
+        max_attempts.saturating_sub(1),
+    )
 }
 
 /// The subcommands of a consumer binary: tools that share the service's configuration

@@ -18,7 +18,7 @@ use std::{
     process::{Command, Output},
 };
 
-use events::{Event, UserRegisteredV1, envelope::STRUCTURED_CONTENT_TYPE};
+use events::{Event, UserDeletedV1, UserRegisteredV1, envelope::STRUCTURED_CONTENT_TYPE};
 use lapin::ExchangeKind;
 use messaging::{
     consumer::args::ConsumerSettings,
@@ -66,25 +66,36 @@ struct Subscription {
 
 /// Every event type registration publishes. A new event type is one line here.
 fn events() -> Vec<EventType> {
-    vec![EventType::of::<UserRegisteredV1>()]
+    vec![
+        EventType::of::<UserRegisteredV1>(),
+        EventType::of::<UserDeletedV1>(),
+    ]
 }
 
 /// Every (service, work queue, event type) of the system, from the services' own
-/// `SERVICE` statics. A new consumer, or a second queue of a service for a new event
-/// type, is one line here.
+/// `SERVICE` statics (their `subscriptions`). A new consumer is one line here.
 fn subscriptions() -> Vec<Subscription> {
-    vec![
-        Subscription {
-            service: email::SERVICE.identity.name,
-            queue: email::SERVICE.queue,
-            event: EventType::of::<UserRegisteredV1>(),
-        },
-        Subscription {
-            service: profile::SERVICE.identity.name,
-            queue: profile::SERVICE.queue,
-            event: EventType::of::<UserRegisteredV1>(),
-        },
-    ]
+    let services = [&email::SERVICE, &profile::SERVICE];
+    let events = events();
+    services
+        .iter()
+        .flat_map(|service| {
+            service.subscriptions.iter().map(|subscription| {
+                let event = events
+                    .iter()
+                    .find(|event| event.name == subscription.event_type)
+                    .copied()
+                    .unwrap_or_else(|| {
+                        panic!("{} is missing from events()", subscription.event_type)
+                    });
+                Subscription {
+                    service: service.identity.name,
+                    queue: subscription.queue,
+                    event,
+                }
+            })
+        })
+        .collect()
 }
 
 /// The document describes the exchange, every queue (work, delay and dead-letter) with

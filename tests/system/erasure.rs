@@ -11,7 +11,8 @@ use system_tests::{
     eventually::{PATIENCE, eventually},
     otlp_sink::ReceivedSpan,
     system::{
-        Service, TestSystem, USER_DELETED_QUEUES, USER_REGISTERED_QUEUES, trace_id, traceresponse,
+        Link, Options, Service, TestSystem, USER_DELETED_QUEUES, USER_REGISTERED_QUEUES, trace_id,
+        traceresponse,
     },
 };
 
@@ -245,6 +246,74 @@ async fn a_registration_redriven_after_the_erasure_changes_nothing() {
         2,
         "the late registration is in the inbox (a further redelivery is a no-op)"
     );
+    email.close().await;
+    profile.close().await;
+}
+
+/// Users erased while the consumers' databases are away: every erasure fails, is
+/// retried through the delay queues, and is applied once the databases are back. Nothing
+/// is dead-lettered, and no mail record or profile of an erased user is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn erasures_during_a_database_cut_in_the_consumers_are_all_applied() {
+    const USERS: usize = 20;
+    let options = Options {
+        proxy_postgres: true,
+        // 200 ms doubling over six attempts (6.2 s): outlasts the cut with room to spare.
+        retry_max_attempts: Some(6),
+        // Fail fast during the cut instead of waiting it out (see db_outage.rs).
+        extra_env: vec![("DATABASE_ACQUIRE_TIMEOUT_MS".to_owned(), "250".to_owned())],
+        ..Options::default()
+    };
+    let system = TestSystem::start_with(options).await;
+    let mut users = Vec::new();
+    for n in 0..USERS {
+        let address = format!("cut{n}@example.org");
+        users.push(system.sign_up_and_wait(&address, &format!("Cut {n}")).await);
+    }
+
+    let proxies = [Service::Email, Service::Profile].map(|s| system.proxy(s, Link::Postgres));
+    for proxy in &proxies {
+        proxy.set_enabled(false);
+    }
+    for user_id in &users {
+        let response = system.registration().delete_user(user_id).await;
+        assert_eq!(response.status(), 204);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for proxy in &proxies {
+        proxy.set_enabled(true);
+    }
+
+    let email = system.effects().db(Service::Email).await;
+    let profile = system.effects().db(Service::Profile).await;
+    for user_id in &users {
+        wait_until_erased_everywhere(&email, &profile, user_id).await;
+    }
+    let left: i64 = sqlx::query_scalar("select count(*) from welcome_mails")
+        .fetch_one(&email)
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "no mail record of an erased user is left");
+    let named: i64 =
+        sqlx::query_scalar("select count(*) from profiles where display_name is not null")
+            .fetch_one(&profile)
+            .await
+            .expect("count");
+    assert_eq!(named, 0, "every profile is a tombstone");
+    for (service, queue) in [
+        (Service::Email, "email.user-deleted"),
+        (Service::Profile, "profile.user-deleted"),
+    ] {
+        let ops = system.ops(service);
+        let series = |outcome: &str| {
+            format!(r#"events_consumed_total{{queue="{queue}",outcome="{outcome}"}}"#)
+        };
+        let retried = ops.metric(&series("retried")).await;
+        let dead_lettered = ops.metric(&series("dead_lettered")).await;
+        println!("{queue}: {retried} erasures retried, {dead_lettered} dead-lettered");
+        assert!(retried > 0.0, "{queue}: the cut made erasures retry");
+        assert_eq!(dead_lettered, 0.0, "{queue}: nothing dead-lettered");
+    }
     email.close().await;
     profile.close().await;
 }

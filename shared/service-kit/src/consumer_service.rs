@@ -4,11 +4,12 @@
 //! [`ConsumerService::main`], and its `build` one call to [`ConsumerService::build`] giving
 //! a handler per event type ([`Handlers`]) and the routes.
 //!
-//! Each event type has its own work queue and its own consume loop. Events of one user
-//! can therefore be handled in any order (they could anyway: retries through delay queues
-//! and redrives overtake); the handlers order them by the envelope's per-user `sequence`.
+//! Each event type has its own work queue, consumed concurrently with the others on the
+//! service's one broker connection. Events of one user can therefore be handled in any
+//! order (they could anyway: retries through delay queues and redrives overtake); the
+//! handlers order them by the envelope's per-user `sequence`.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::Router;
 use events::Event;
@@ -16,14 +17,13 @@ use messaging::{
     MessagingError,
     connection::BrokerStatus,
     consumer::{
-        self, ConsumerConfig, Handler,
+        self, ConsumerConfig, Handler, QueueConsumer,
         args::{ConsumerArgs, ConsumerCommand},
     },
     dead_letters,
     topology::Topology,
 };
 use sqlx::{PgPool, migrate::Migrator};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{App, StartError},
@@ -55,20 +55,13 @@ pub struct Subscription {
     pub event_type: &'static str,
 }
 
-/// Starts one consume loop, given where to read and the flag to keep up to date.
-type StartConsumer = Box<
-    dyn FnOnce(
-            ConsumerConfig,
-            BrokerStatus,
-            CancellationToken,
-        ) -> Pin<Box<dyn Future<Output = ()> + Send>>
-        + Send,
->;
+/// Makes a handler's [`QueueConsumer`], given where and how to read.
+type MakeConsumer = Box<dyn FnOnce(ConsumerConfig) -> QueueConsumer + Send>;
 
 /// The service's handlers, one per event type, as [`ConsumerService::build`] takes them.
 #[derive(Default)]
 pub struct Handlers {
-    consumers: Vec<(&'static str, StartConsumer)>,
+    consumers: Vec<(&'static str, MakeConsumer)>,
 }
 
 impl std::fmt::Debug for Handlers {
@@ -86,10 +79,9 @@ impl Handlers {
     /// `Arc`).
     #[must_use]
     pub fn on<E: Event, H: Handler<E>>(mut self, handler: Arc<H>) -> Self {
-        let start: StartConsumer = Box::new(move |config, status, shutdown| {
-            Box::pin(consumer::run::<E, H>(config, handler, status, shutdown))
-        });
-        self.consumers.push((E::TYPE, start));
+        let make: MakeConsumer =
+            Box::new(move |config| QueueConsumer::new::<E, H>(config, handler));
+        self.consumers.push((E::TYPE, make));
         self
     }
 }
@@ -152,30 +144,31 @@ impl ConsumerService {
         let consumers = self.pair(handlers)?;
 
         let topology = Topology::new(service.topology_prefix.clone());
-        let mut readiness: Option<Readiness> = None;
-        let mut app = app.api(routes);
-        for (subscription, start) in consumers {
-            let consumer = ConsumerConfig {
-                amqp_url: service.amqp_url.clone(),
-                topology: topology.clone(),
-                queue: subscription.queue,
-                prefetch: settings.prefetch,
-                retry: settings.retry_policy(),
-                trace_mode: settings.trace_mode,
-            };
-            let status = BrokerStatus::default();
-            readiness = Some(match readiness {
-                None => Readiness::new(db.clone(), status.clone()),
-                Some(readiness) => readiness.with_broker(status.clone()),
-            });
-            app = app.task(move |shutdown| start(consumer, status, shutdown));
-        }
-        let readiness = readiness.ok_or(StartError::Wiring("no subscriptions".to_owned()))?;
-        Ok(app.ops(readiness))
+        let consumers: Vec<QueueConsumer> = consumers
+            .into_iter()
+            .map(|(subscription, make)| {
+                make(ConsumerConfig {
+                    topology: topology.clone(),
+                    queue: subscription.queue,
+                    prefetch: settings.prefetch,
+                    retry: settings.retry_policy(),
+                    trace_mode: settings.trace_mode,
+                })
+            })
+            .collect();
+        let broker = BrokerStatus::default();
+        let status = broker.clone();
+        let amqp_url = service.amqp_url.clone();
+        Ok(app
+            .api(routes)
+            .ops(Readiness::new(db, broker))
+            .task(move |shutdown| async move {
+                consumer::run(&amqp_url, consumers, status, shutdown).await;
+            }))
     }
 
     /// Each subscription with its handler's consume loop, in the subscriptions' order.
-    fn pair(&self, handlers: Handlers) -> Result<Vec<(Subscription, StartConsumer)>, StartError> {
+    fn pair(&self, handlers: Handlers) -> Result<Vec<(Subscription, MakeConsumer)>, StartError> {
         let mut consumers = handlers.consumers;
         let mut paired = Vec::with_capacity(self.subscriptions.len());
         for subscription in self.subscriptions {
@@ -188,8 +181,8 @@ impl ConsumerService {
                         subscription.event_type, subscription.queue
                     ))
                 })?;
-            let (_, start) = consumers.swap_remove(position);
-            paired.push((*subscription, start));
+            let (_, make) = consumers.swap_remove(position);
+            paired.push((*subscription, make));
         }
         if let Some((event_type, _)) = consumers.first() {
             return Err(StartError::Wiring(format!(

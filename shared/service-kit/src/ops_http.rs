@@ -9,34 +9,18 @@ use tokio_util::sync::CancellationToken;
 /// How long a readiness probe may wait for the database before calling it down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What `/readyz` checks: the service's database, and its broker links.
+/// What `/readyz` checks: the service's database, and its broker link.
 #[derive(Debug, Clone)]
 pub struct Readiness {
     db: PgPool,
-    brokers: Vec<BrokerStatus>,
+    broker: BrokerStatus,
 }
 
 impl Readiness {
     /// `broker` is the flag the service's broker session (consumer or relay) keeps up to
     /// date; reading it on every probe costs nothing.
     pub fn new(db: PgPool, broker: BrokerStatus) -> Self {
-        Self {
-            db,
-            brokers: vec![broker],
-        }
-    }
-
-    /// Adds the flag of another broker session (a second consumer): the service is ready
-    /// only while every one of them is up, since each is a queue that would otherwise
-    /// fill up unread.
-    pub fn with_broker(mut self, broker: BrokerStatus) -> Self {
-        self.brokers.push(broker);
-        self
-    }
-
-    /// True while every broker session is up.
-    fn brokers_connected(&self) -> bool {
-        self.brokers.iter().all(BrokerStatus::is_connected)
+        Self { db, broker }
     }
 }
 
@@ -67,7 +51,7 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     )
     .await
     .is_ok_and(|result| result.is_ok());
-    let broker = readiness.brokers_connected();
+    let broker = readiness.broker.is_connected();
     let status = if database && broker {
         StatusCode::OK
     } else {
@@ -104,7 +88,7 @@ pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToke
                 let idle = u32::try_from(readiness.db.num_idle()).unwrap_or(size);
                 metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
                 metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
-                let connected = if readiness.brokers_connected() { 1.0 } else { 0.0 };
+                let connected = if readiness.broker.is_connected() { 1.0 } else { 0.0 };
                 metrics::gauge!("broker_connected").set(connected);
                 handle.run_upkeep();
             }

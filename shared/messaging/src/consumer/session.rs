@@ -1,7 +1,9 @@
-//! One connection's worth of consuming: declare the queues, subscribe, hand each delivery
-//! to `delivery`, and end when the connection or the service does.
+//! One queue's consuming on one connection: declare the queues and subscribe
+//! ([`subscribe`]), then hand each delivery to `delivery` ([`Subscribed::consume`]) until
+//! the connection fails or the consumer is stopped. The consumers of one service share the
+//! connection (`super::run`).
 
-use std::{sync::Arc, time::Duration};
+use std::{marker::PhantomData, sync::Arc, time::Duration};
 
 use events::Event;
 use futures_util::{StreamExt, future};
@@ -13,11 +15,7 @@ use lapin::{
 use tokio_util::sync::CancellationToken;
 
 use super::{ConsumerConfig, Handler, delivery::DeliveryContext, metrics};
-use crate::{
-    MessagingError,
-    connection::{BrokerConnection, BrokerStatus},
-    publisher::confirm_channel,
-};
+use crate::{MessagingError, connection::BrokerStatus, publisher::confirm_channel};
 
 /// How long handlers in flight may keep running after their connection failed.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
@@ -25,81 +23,105 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 /// How often the queue depth gauges are sampled.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Consumes on `connection` until it fails (an error: [`crate::connection::supervise`]
-/// starts over) or `shutdown` fires (`Ok` after the deliveries in flight were acked).
-pub(super) async fn run<E: Event, H: Handler<E>>(
-    connection: BrokerConnection,
+/// One queue, subscribed on a connection: its delivery context and its delivery stream.
+pub(super) struct Subscribed<E, H> {
+    context: Arc<DeliveryContext<H>>,
+    deliveries: lapin::Consumer,
+    event: PhantomData<fn() -> E>,
+}
+
+/// Declares the queue's topology on a channel of `connection` and subscribes to its work
+/// queue: once this returns, the broker delivers to us.
+pub(super) async fn subscribe<E: Event, H: Handler<E>>(
+    connection: &Connection,
     config: &ConsumerConfig,
     handler: Arc<H>,
-    status: &BrokerStatus,
-    shutdown: &CancellationToken,
-) -> Result<(), MessagingError> {
-    let connection = connection.inner();
-    let context = Arc::new(subscribe_context(connection, config, handler).await?);
+) -> Result<Subscribed<E, H>, MessagingError> {
+    let context = Arc::new(subscribe_context::<E, H>(connection, config, handler).await?);
     let deliveries = context.subscribe().await?;
-    status.set_connected();
     tracing::info!(queue = %context.names.work, prefetch = config.prefetch, "consuming");
+    Ok(Subscribed {
+        context,
+        deliveries,
+        event: PhantomData,
+    })
+}
 
-    // A failed delivery stream (the connection died) ends the stream rather than the loop:
-    // handlers already running finish (their acks will fail and the broker redelivers,
-    // which the inbox absorbs) instead of being dropped half-way through a side effect.
-    let stream_failure = std::sync::Mutex::new(None);
-    let connection_failure = {
-        let processing = deliveries
-            .take_until(shutdown.cancelled())
-            .scan((), |(), delivery| {
-                future::ready(match delivery {
-                    Ok(delivery) => Some(delivery),
-                    Err(error) => {
-                        if let Ok(mut slot) = stream_failure.lock() {
-                            *slot = Some(error);
+impl<E: Event, H: Handler<E>> Subscribed<E, H> {
+    /// Consumes until the connection fails (an error: the caller starts over on a new
+    /// connection) or `stop` fires (`Ok` once the deliveries in flight are acked). Closing
+    /// the connection is the caller's: other queues may still be using it.
+    pub(super) async fn consume(
+        self,
+        connection: &Connection,
+        prefetch: u16,
+        status: &BrokerStatus,
+        stop: &CancellationToken,
+    ) -> Result<(), MessagingError> {
+        let Self {
+            context,
+            deliveries,
+            ..
+        } = self;
+        // A failed delivery stream (the connection died) ends the stream rather than the loop:
+        // handlers already running finish (their acks will fail and the broker redelivers,
+        // which the inbox absorbs) instead of being dropped half-way through a side effect.
+        let stream_failure = std::sync::Mutex::new(None);
+        let connection_failure = {
+            let processing = deliveries
+                .take_until(stop.cancelled())
+                .scan((), |(), delivery| {
+                    future::ready(match delivery {
+                        Ok(delivery) => Some(delivery),
+                        Err(error) => {
+                            if let Ok(mut slot) = stream_failure.lock() {
+                                *slot = Some(error);
+                            }
+                            None
                         }
-                        None
-                    }
+                    })
                 })
-            })
-            .for_each_concurrent(usize::from(config.prefetch), |delivery| {
-                let context = context.clone();
-                async move { context.process::<E>(delivery).await }
-            });
-        let processing = async {
+                .for_each_concurrent(usize::from(prefetch), |delivery| {
+                    let context = context.clone();
+                    async move { context.process::<E>(delivery).await }
+                });
+            let processing = async {
+                tokio::select! {
+                    () = processing => {}
+                    () = report_queue_depths(connection, &context) => {}
+                }
+            };
+            tokio::pin!(processing);
             tokio::select! {
-                () = processing => {}
-                () = report_queue_depths(connection, &context) => {}
+                () = &mut processing => None,
+                error = crate::connection::failed(connection) => {
+                    // Normally the delivery stream fails too and the handlers' acks fail fast;
+                    // but lapin can leave an operation on a dead channel pending, so do not rely
+                    // on it: report not-ready now, give the handlers in flight a bounded time to
+                    // finish their side effects, then start over on a new connection. Whatever
+                    // was not acked is redelivered, and the inbox absorbs it.
+                    status.set_disconnected();
+                    if tokio::time::timeout(IN_FLIGHT_GRACE, &mut processing).await.is_err() {
+                        tracing::warn!("handlers still running after the connection failed; abandoning them to redelivery");
+                    }
+                    Some(error)
+                }
             }
         };
-        tokio::pin!(processing);
-        tokio::select! {
-            () = &mut processing => None,
-            error = crate::connection::failed(connection) => {
-                // Normally the delivery stream fails too and the handlers' acks fail fast;
-                // but lapin can leave an operation on a dead channel pending, so do not rely
-                // on it: report not-ready now, give the handlers in flight a bounded time to
-                // finish their side effects, then start over on a new connection. Whatever
-                // was not acked is redelivered, and the inbox absorbs it.
-                status.set_disconnected();
-                if tokio::time::timeout(IN_FLIGHT_GRACE, &mut processing).await.is_err() {
-                    tracing::warn!("handlers still running after the connection failed; abandoning them to redelivery");
-                }
-                Some(error)
-            }
+        if let Some(error) = connection_failure {
+            return Err(error);
         }
-    };
-    if let Some(error) = connection_failure {
-        return Err(error);
+        if let Some(error) = stream_failure.into_inner().ok().flatten() {
+            return Err(error.into());
+        }
+        if !stop.is_cancelled() {
+            // The stream ended without an error and without a stop: the broker cancelled
+            // the consumer (queue deleted, connection closed). Start over.
+            return Err(MessagingError::ConnectionClosed);
+        }
+        // Clean stop: in-flight work is finished and acked.
+        Ok(())
     }
-    if let Some(error) = stream_failure.into_inner().ok().flatten() {
-        return Err(error.into());
-    }
-    if !shutdown.is_cancelled() {
-        // The stream ended without an error and without a shutdown: the broker cancelled
-        // the consumer (queue deleted, connection closed). Start over.
-        return Err(MessagingError::ConnectionClosed);
-    }
-    // Clean stop: in-flight work is finished and acked; close so that the broker requeues
-    // what was prefetched but not started.
-    crate::connection::close_for_shutdown(connection).await;
-    Ok(())
 }
 
 /// Opens the session's channel and declares the consumer's queues.

@@ -23,7 +23,7 @@ use lapin::{
 };
 use messaging::{
     connection::{BrokerConnection, BrokerStatus},
-    consumer::{ConsumerConfig, Handler, TraceMode},
+    consumer::{ConsumerConfig, Handler, QueueConsumer, TraceMode},
     dead_letters::{self, DeadLetter},
     outcome::HandlerOutcome,
     retry::RetryPolicy,
@@ -161,7 +161,6 @@ impl TestBroker {
         prefetch: u16,
     ) -> RunningConsumer {
         let config = ConsumerConfig {
-            amqp_url: AMQP_URL.to_owned(),
             topology: self.topology.clone(),
             queue: QUEUE,
             prefetch,
@@ -170,12 +169,11 @@ impl TestBroker {
         };
         let status = BrokerStatus::default();
         let shutdown = self.cleanup.consumers.child_token();
-        let task = tokio::spawn(messaging::consumer::run::<UserRegisteredV1, _>(
-            config,
-            handler.clone(),
-            status.clone(),
-            shutdown.clone(),
-        ));
+        let consumer = QueueConsumer::new::<UserRegisteredV1, _>(config, handler.clone());
+        let task = tokio::spawn({
+            let (status, shutdown) = (status.clone(), shutdown.clone());
+            async move { messaging::consumer::run(AMQP_URL, vec![consumer], status, shutdown).await }
+        });
         eventually("the consumer to connect", PATIENCE, async || {
             status.is_connected().then_some(())
         })

@@ -467,7 +467,7 @@ fn header_differences(document: &Document) -> Vec<String> {
         .fields()
         .map(str::to_owned)
         .chain(headers::ALL.map(str::to_owned))
-        .chain(headers::BROKER_DEATH_HEADERS.map(str::to_owned))
+        .chain(headers::BROKER_HEADERS.map(str::to_owned))
         .collect();
     let mut differences = Vec::new();
     for event in events() {

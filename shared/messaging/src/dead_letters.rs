@@ -20,6 +20,7 @@ use crate::{
     connection::BrokerConnection,
     headers::{self, Headers},
     publisher::{confirm_channel, publish_raw},
+    topology::DELIVERY_LIMIT,
 };
 
 /// The `dlq` subcommand of a consumer binary.
@@ -47,11 +48,12 @@ pub struct DeadLetter {
     /// The AMQP `type` property (the event type).
     #[serde(rename = "type")]
     pub event_type: String,
-    /// `permanent` or `exhausted`.
+    /// `permanent` or `exhausted` (ours, or the broker's delivery limit); `broker` for
+    /// anything else RabbitMQ dead-lettered on its own.
     pub kind: String,
     /// Why it was dead-lettered.
     pub reason: String,
-    /// Attempts made before it was dead-lettered.
+    /// Attempts made before it was dead-lettered (`>20` for the broker's delivery limit).
     pub attempts: String,
     /// The work queue it came from, where a redrive sends it.
     pub original_queue: String,
@@ -178,21 +180,56 @@ const FETCH_LIMIT: usize = 100_000;
 fn describe(message: &BasicGetMessage) -> DeadLetter {
     let properties = &message.delivery.properties;
     let headers = Headers::of(properties.headers().as_ref());
-    let text = |name: &str| headers.text(name).unwrap_or_default();
     let property = |value: &Option<lapin::types::ShortString>| {
         value.as_ref().map(ToString::to_string).unwrap_or_default()
+    };
+    let (kind, reason, attempts) = match headers.text(headers::DEAD_LETTER_KIND) {
+        // One of ours: the consumer said what and why.
+        Some(kind) => (
+            kind,
+            headers
+                .text(headers::DEAD_LETTER_REASON)
+                .unwrap_or_default(),
+            headers.text(headers::ATTEMPT).unwrap_or_default(),
+        ),
+        // One the broker moved here itself: only its own headers say why.
+        None => broker_verdict(&headers),
     };
     DeadLetter {
         message_id: property(properties.message_id()),
         event_type: property(properties.kind()),
-        kind: text(headers::DEAD_LETTER_KIND),
-        reason: text(headers::DEAD_LETTER_REASON),
-        attempts: text(headers::ATTEMPT),
+        kind,
+        reason,
+        attempts,
         // Our own dead letters say where they came from; one the broker moved here itself
         // (the work queue's delivery limit) only has the broker's `x-first-death-queue`.
         original_queue: headers
             .text(headers::ORIGINAL_QUEUE)
             .or_else(|| headers.text(headers::FIRST_DEATH_QUEUE))
             .unwrap_or_default(),
+    }
+}
+
+/// Kind, reason and deliveries of a message RabbitMQ dead-lettered on its own. In this
+/// system that is the work queue's delivery limit: the message was delivered again and
+/// again without an ack, because its consumer crashed or was stopped on it each time. (The
+/// broker's own `x-delivery-count` does not survive the dead-lettering, so the count is
+/// the limit's.)
+fn broker_verdict(headers: &Headers) -> (String, String, String) {
+    match headers.text(headers::FIRST_DEATH_REASON).as_deref() {
+        Some("delivery_limit") => (
+            "exhausted".to_owned(),
+            format!(
+                "RabbitMQ's delivery limit: delivered more than {DELIVERY_LIMIT} times without \
+                 an ack (the consumer crashed or was stopped on it each time)"
+            ),
+            format!(">{DELIVERY_LIMIT}"),
+        ),
+        Some(other) => (
+            "broker".to_owned(),
+            format!("dead-lettered by RabbitMQ: {other}"),
+            String::new(),
+        ),
+        None => (String::new(), String::new(), String::new()),
     }
 }

@@ -55,13 +55,26 @@ pub const LEGACY_NAMES: [(&str, &str); 9] = [
 /// queue's delivery limit): the queue the message first died in.
 pub const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 
-/// Headers RabbitMQ itself adds when it dead-letters a message (a delay queue's TTL, the
-/// delivery limit); a redriven message starts without them.
-pub const BROKER_DEATH_HEADERS: [&str; 4] = [
+/// Set by RabbitMQ on a message it dead-lettered itself: why, e.g. `delivery_limit` (the
+/// work queue's delivery limit), `expired` (a delay queue's TTL).
+pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
+
+/// Set by RabbitMQ (quorum queues) on a redelivered message: how many times it was
+/// delivered before.
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
+
+/// Headers RabbitMQ itself adds: when it dead-letters a message (a delay queue's TTL, the
+/// delivery limit; the `x-last-death-*` ones since RabbitMQ 3.13), and when a quorum queue
+/// redelivers one. A redriven message starts without them, as a new message would.
+pub const BROKER_HEADERS: [&str; 8] = [
     "x-death",
     "x-first-death-exchange",
     FIRST_DEATH_QUEUE,
-    "x-first-death-reason",
+    FIRST_DEATH_REASON,
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    DELIVERY_COUNT,
 ];
 
 /// Every header named above, for what must list them all: the AsyncAPI document
@@ -192,7 +205,7 @@ impl Headers {
         let mut kept = Self::default();
         for (name, value) in self.0.inner() {
             let name_str = name.as_str();
-            if !dropped.contains(&name_str) && !BROKER_DEATH_HEADERS.contains(&name_str) {
+            if !dropped.contains(&name_str) && !BROKER_HEADERS.contains(&name_str) {
                 kept.0.insert(name.clone(), value.clone());
             }
         }

@@ -19,7 +19,7 @@ pub const EXCHANGE_KIND: ExchangeKind = ExchangeKind::Topic;
 /// killed each time), the broker moves it to the dead-letter queue on its own. A guard
 /// against a message that crashes its consumer; our own retries do not count here because
 /// each retry is a new message.
-const DELIVERY_LIMIT: i64 = 20;
+pub(crate) const DELIVERY_LIMIT: i64 = 20;
 
 /// Names of the broker objects, with an optional prefix.
 ///

@@ -16,8 +16,8 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
     message::BasicGetMessage,
     options::{
-        BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-        QueueDeclareOptions, QueueDeleteOptions,
+        BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+        ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
@@ -249,6 +249,39 @@ impl TestBroker {
         }
         let _ = channel.close(200, "peeked".into()).await;
         messages
+    }
+
+    /// Plays a consumer that crashes on every message: takes each message of the work
+    /// queue and hands it back unacked (`nack` with requeue, what the broker sees when a
+    /// consumer's connection dies), until the work queue is empty because the broker's
+    /// delivery limit moved the messages to the DLQ. Returns how many deliveries it took.
+    pub(crate) async fn crash_on_every_delivery(&self) -> usize {
+        let channel = self.connection.create_channel().await.expect("a channel");
+        let mut deliveries = 0;
+        while let Some(message) = channel
+            .basic_get(
+                self.names.work.as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .expect("basic.get on the work queue")
+        {
+            deliveries += 1;
+            assert!(
+                deliveries <= 100,
+                "the delivery limit never moved the message"
+            );
+            message
+                .delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+                .expect("nack");
+        }
+        let _ = channel.close(200, "crashed enough".into()).await;
+        deliveries
     }
 
     /// What `dlq list` shows for this test's DLQ.

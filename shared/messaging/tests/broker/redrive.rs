@@ -86,3 +86,50 @@ async fn a_redrive_sends_dead_letters_back_to_work_from_attempt_one_and_a_select
     assert_eq!(broker.dead_letters().await, [], "the DLQ is empty");
     consumer.stop().await;
 }
+
+/// A message its consumer crashes on every time is moved to the DLQ by the broker itself
+/// (the work queue's delivery limit). `dlq list` still says what happened, from the
+/// broker's own headers, and a redrive sends it back without any of them, as new.
+#[tokio::test]
+async fn a_message_the_broker_dead_lettered_is_listed_with_a_reason_and_redriven_clean() {
+    // Arrange: the queues declared, then no consumer but one that crashes on everything.
+    let broker = TestBroker::start(1).await;
+    let handler = ScriptedHandler::new();
+    broker.start_consumer(&handler, 1).await.stop().await;
+    let event = sign_up("Kurt");
+    broker.publish(&event).await;
+
+    // Act
+    let deliveries = broker.crash_on_every_delivery().await;
+    let letters = broker.wait_for_dead_letters(1).await;
+
+    // Assert: listed with a kind and a reason, and the queue it died in.
+    assert!(deliveries >= 20, "{deliveries} deliveries before the limit");
+    let letter = &letters[0];
+    assert_eq!(letter.message_id, event.id.to_string());
+    assert_eq!(letter.kind, "exhausted", "{letter:?}");
+    assert!(letter.reason.contains("delivery limit"), "{letter:?}");
+    assert_eq!(letter.attempts, ">20", "{letter:?}");
+    assert_eq!(letter.original_queue, broker.names.work, "{letter:?}");
+
+    // Act: redrive it.
+    assert_eq!(broker.redrive(None).await, 1);
+
+    // Assert: back in work with none of the broker's headers, as a new message: the
+    // broker's delivery count (which it sets on every delivery, this peek included)
+    // starts again at 0.
+    let waiting = broker.peek(&broker.names.work).await;
+    assert_eq!(waiting.len(), 1, "back in work");
+    for name in headers::BROKER_HEADERS {
+        let value = header(&waiting[0], name);
+        if name == headers::DELIVERY_COUNT {
+            assert!(
+                matches!(value.as_deref(), None | Some("0")),
+                "{name}: {value:?}"
+            );
+        } else {
+            assert_eq!(value, None, "{name} is gone");
+        }
+    }
+    assert_eq!(header(&waiting[0], headers::ATTEMPT).as_deref(), Some("1"));
+}

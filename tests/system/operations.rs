@@ -57,7 +57,9 @@ async fn probes_answer_and_metrics_count_the_work() {
     }
 }
 
-/// SIGTERM: each service drains and exits 0, and the exit is logged.
+/// SIGTERM: each service drains and exits 0, and the exit is logged, with no line at
+/// `ERROR` or `WARN` from start to exit: a clean stop is not something an operator should
+/// have to look at (an `ERROR` always should be).
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_every_service_cleanly() {
     let mut system = TestSystem::start().await;
@@ -76,6 +78,17 @@ async fn sigterm_stops_every_service_cleanly() {
         assert!(
             log.contains("shutdown signal received"),
             "{service:?} logs the drain:\n{log}"
+        );
+        let alarming: Vec<&str> = log
+            .lines()
+            .filter(|line| {
+                line.contains(r#""level":"ERROR""#) || line.contains(r#""level":"WARN""#)
+            })
+            .collect();
+        assert!(
+            alarming.is_empty(),
+            "{service:?} logged errors or warnings in a clean run and stop:\n{}",
+            alarming.join("\n")
         );
     }
 }

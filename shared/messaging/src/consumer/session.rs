@@ -3,7 +3,11 @@
 //! the connection fails or the consumer is stopped. The consumers of one service share the
 //! connection (`super::run`).
 
-use std::{marker::PhantomData, sync::Arc, time::Duration};
+use std::{
+    marker::PhantomData,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use events::Event;
 use futures_util::{StreamExt, future};
@@ -66,7 +70,8 @@ impl<E: Event, H: Handler<E>> Subscribed<E, H> {
         // A failed delivery stream (the connection died) ends the stream rather than the loop:
         // handlers already running finish (their acks will fail and the broker redelivers,
         // which the inbox absorbs) instead of being dropped half-way through a side effect.
-        let stream_failure = std::sync::Mutex::new(None);
+        let stream_failure = Mutex::new(None);
+        let depth_channel = Mutex::new(None);
         let connection_failure = {
             let processing = deliveries
                 .take_until(stop.cancelled())
@@ -88,7 +93,7 @@ impl<E: Event, H: Handler<E>> Subscribed<E, H> {
             let processing = async {
                 tokio::select! {
                     () = processing => {}
-                    () = report_queue_depths(connection, &context) => {}
+                    () = report_queue_depths(connection, &context, &depth_channel) => {}
                 }
             };
             tokio::pin!(processing);
@@ -119,7 +124,13 @@ impl<E: Event, H: Handler<E>> Subscribed<E, H> {
             // the consumer (queue deleted, connection closed). Start over.
             return Err(MessagingError::ConnectionClosed);
         }
-        // Clean stop: in-flight work is finished and acked.
+        // Clean stop: in-flight work is finished and acked. Closing the channel hands what
+        // was prefetched but not started back to the queue.
+        let depth_channel = depth_channel.into_inner().ok().flatten();
+        if let Some(channel) = depth_channel {
+            close_channel(&channel).await;
+        }
+        close_channel(&context.channel).await;
         Ok(())
     }
 }
@@ -172,22 +183,50 @@ impl<H> DeliveryContext<H> {
 }
 
 /// Every few seconds: messages waiting in the work queue and in its DLQ, read with a
-/// passive declare on a channel of its own. Runs until the session ends.
-async fn report_queue_depths<H>(connection: &Connection, context: &DeliveryContext<H>) {
+/// passive declare on a channel of its own, kept in `slot` so that a clean stop can close
+/// it. Runs until the session ends.
+async fn report_queue_depths<H>(
+    connection: &Connection,
+    context: &DeliveryContext<H>,
+    slot: &Mutex<Option<Channel>>,
+) {
     let mut interval = tokio::time::interval(DEPTH_INTERVAL);
-    let mut channel = None;
     loop {
         interval.tick().await;
-        if channel
-            .as_ref()
-            .is_none_or(|c: &Channel| !c.status().connected())
-        {
-            channel = connection.create_channel().await.ok();
-        }
-        let Some(channel) = &channel else { continue };
-        let work = queue_depth(channel, &context.names.work).await;
-        let dead_letter = queue_depth(channel, &context.names.dead_letter).await;
+        let open = slot
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .filter(|channel| channel.status().connected());
+        let channel = match open {
+            Some(channel) => channel,
+            // None yet, or the broker closed it (a passive declare of a missing queue).
+            None => match connection.create_channel().await {
+                Ok(channel) => {
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(channel.clone());
+                    }
+                    channel
+                }
+                Err(_) => continue,
+            },
+        };
+        let work = queue_depth(&channel, &context.names.work).await;
+        let dead_letter = queue_depth(&channel, &context.names.dead_letter).await;
         metrics::record_depths(context.queue, work, dead_letter);
+    }
+}
+
+/// Closes a channel at a clean stop and waits for the broker's answer. A channel left to
+/// close itself when dropped would still be closing when the connection closes, which
+/// lapin reports as a connection error (`invalid channel state: Closing`): an `ERROR` line
+/// in every clean shutdown. Best effort otherwise, like the connection's close.
+async fn close_channel(channel: &Channel) {
+    if !channel.status().connected() {
+        return;
+    }
+    if let Err(error) = channel.close(200, "consumer stopped".into()).await {
+        tracing::debug!(error = %error, "channel was already closing");
     }
 }
 

@@ -26,6 +26,7 @@ mod operations;
 mod outbox;
 mod redelivery;
 mod replay;
+mod retention;
 mod retries;
 mod scaling;
 mod shutdown_under_load;

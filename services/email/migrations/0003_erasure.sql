@@ -12,3 +12,9 @@ create table known_users (
     last_sequence bigint not null,
     erased_at     timestamptz
 );
+
+-- The users mailed before this table existed: their sign-up (sequence 1) was applied.
+-- Without their rows, a replay of an old sign-up whose inbox row has expired would try to
+-- record its mail a second time.
+insert into known_users (user_id, last_sequence)
+select distinct user_id, 1 from welcome_mails;

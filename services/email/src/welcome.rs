@@ -55,7 +55,9 @@ enum Sent {
     Now,
     /// Sent before (a redelivery), or by the same event's other delivery in the batch.
     Earlier,
-    /// Never: the user's deletion was applied before this event arrived.
+    /// Never: an event of the user with this `sequence` or a later one was applied
+    /// before this one arrived: their deletion, or this same sign-up, replayed after its
+    /// inbox row expired.
     Never,
 }
 
@@ -92,7 +94,10 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
                 HandlerOutcome::Done
             }
             Ok(Sent::Never) => {
-                tracing::info!(%event_id, "no welcome mail: the user was erased first");
+                tracing::info!(
+                    %event_id,
+                    "no welcome mail: this or a later event of the user was applied first"
+                );
                 HandlerOutcome::Done
             }
             Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => {

@@ -23,6 +23,9 @@ pub struct Config {
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// How long an `Idempotency-Key` is remembered, in hours.
+    #[arg(long, env = "IDEMPOTENCY_KEY_RETENTION_HOURS", default_value_t = 24)]
+    pub idempotency_key_retention_hours: u64,
     /// Without a subcommand the service runs.
     #[command(subcommand)]
     pub command: Option<RegistrationCommand>,
@@ -40,7 +43,7 @@ pub struct OutboxSettings {
     /// How long published events are kept in the event log (for replay), in days.
     #[arg(long, env = "EVENT_LOG_RETENTION_DAYS", default_value_t = 30)]
     pub event_log_retention_days: u64,
-    /// How often expired events are purged, in seconds.
+    /// How often expired rows (events, idempotency keys) are purged, in seconds.
     #[arg(long, env = "EVENT_LOG_CLEANUP_INTERVAL_SECS", default_value_t = 3_600)]
     pub event_log_cleanup_interval_secs: u64,
 }
@@ -50,6 +53,13 @@ pub struct OutboxSettings {
 pub enum RegistrationCommand {
     /// Republish logged events to one consumer's queue, e.g. to rebuild a read model.
     Replay(ReplayArgs),
+}
+
+impl Config {
+    /// How long an idempotency key is remembered.
+    pub fn idempotency_key_retention(&self) -> Duration {
+        Duration::from_secs(self.idempotency_key_retention_hours.saturating_mul(3600))
+    }
 }
 
 impl OutboxSettings {

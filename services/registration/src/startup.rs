@@ -1,15 +1,16 @@
-//! Building the service: the database, the API, the outbox relay and the event log's
-//! upkeep, on the skeleton every service shares (`service_kit::app`).
+//! Building the service: the database, the API, the outbox relay and the upkeep of the
+//! event log and the idempotency keys, on the skeleton every service shares (`service_kit::app`).
 
 use anyhow::Context;
 use messaging::{connection::BrokerStatus, topology::Topology};
-use service_kit::{app::App, ops_http::Readiness, postgres};
+use service_kit::{app::App, ops_http::Readiness, postgres, retention};
 
 use crate::{
     config::{Config, IDENTITY},
     http::{self, AppState},
     outbox::{self, Relay, RelayWakeUp},
     sign_ups::SignUps,
+    store,
 };
 
 /// The migrations, embedded in the binary so a deployment is one file.
@@ -40,19 +41,16 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         sign_ups: SignUps::new(db.clone(), config.max_concurrent_requests),
         relay_wake: wake,
     };
-    let outbox_settings = config.outbox.clone();
+    let retentions = vec![
+        outbox::retention::event_log(config.outbox.event_log_retention()),
+        store::idempotency_keys(config.idempotency_key_retention()),
+    ];
+    let cleanup_interval = config.outbox.cleanup_interval();
     let (backlog_db, retention_db) = (db.clone(), db.clone());
     Ok(app
         .api(http::router(state, config.max_concurrent_requests))
         .ops(Readiness::new(db, status))
         .task(move |shutdown| relay.run(shutdown))
         .task(move |shutdown| outbox::report_backlog(backlog_db, shutdown))
-        .task(move |shutdown| {
-            outbox::run_retention(
-                retention_db,
-                outbox_settings.event_log_retention(),
-                outbox_settings.cleanup_interval(),
-                shutdown,
-            )
-        }))
+        .task(move |shutdown| retention::run(retention_db, retentions, cleanup_interval, shutdown)))
 }

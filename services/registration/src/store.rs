@@ -219,6 +219,19 @@ pub async fn claim_idempotency_key(
     .await
 }
 
+/// The idempotency keys' retention: a key older than `keep_for` is forgotten, and a
+/// retry with it after that is a new sign-up (a 409 if the first one succeeded). Clients
+/// retry within seconds or minutes; the request and answer it holds include the address.
+pub fn idempotency_keys(keep_for: std::time::Duration) -> service_kit::retention::Retention {
+    service_kit::retention::Retention {
+        what: "idempotency keys",
+        statement: "delete from idempotency where idempotency_key in (
+                        select idempotency_key from idempotency where created_at < $1
+                        limit $2 for update skip locked)",
+        keep_for,
+    }
+}
+
 /// Stores the answer for a claimed key, in the same transaction as the user, with the
 /// user it created (so that erasing the user deletes the record too).
 pub async fn save_idempotent_response(

@@ -9,7 +9,7 @@
 //! order (they could anyway: retries through delay queues and redrives overtake); the
 //! handlers order them by the envelope's per-user `sequence`.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::Router;
 use events::Event;
@@ -31,6 +31,7 @@ use crate::{
     inbox,
     ops_http::Readiness,
     postgres,
+    retention::{self, Retention},
 };
 
 /// What tells one consuming service from another, besides its code.
@@ -97,9 +98,39 @@ pub struct ConsumerServiceConfig<Own: clap::Args> {
     /// Prefetch, retries, trace mode, and the `dlq` subcommand.
     #[command(flatten)]
     pub consumer: ConsumerArgs,
+    /// How long the inbox remembers an event.
+    #[command(flatten)]
+    pub inbox: InboxSettings,
     /// What only this service needs (the SMTP server, say).
     #[command(flatten)]
     pub own: Own,
+}
+
+/// The inbox's retention, as flags and variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InboxSettings {
+    /// How long the inbox remembers an event, in days. Keep it longer than the producer's
+    /// event log (`EVENT_LOG_RETENTION_DAYS`, 30) and than a message may wait in a
+    /// dead-letter queue: an event replayed or redriven after its inbox row is gone is
+    /// handled again (the per-user `sequence` still keeps it from changing anything).
+    #[arg(long, env = "INBOX_RETENTION_DAYS", default_value_t = 45)]
+    pub inbox_retention_days: u64,
+    /// How often expired inbox rows are purged, in seconds.
+    #[arg(long, env = "INBOX_CLEANUP_INTERVAL_SECS", default_value_t = 3_600)]
+    pub inbox_cleanup_interval_secs: u64,
+}
+
+impl InboxSettings {
+    /// The inbox's retention.
+    fn retention(&self) -> Retention {
+        let days = self.inbox_retention_days.saturating_mul(24 * 3600);
+        inbox::retention(Duration::from_secs(days))
+    }
+
+    /// How often the cleanup runs.
+    fn cleanup_interval(&self) -> Duration {
+        Duration::from_secs(self.inbox_cleanup_interval_secs)
+    }
 }
 
 /// The `Own` settings of a service that needs none beyond the shared ones.
@@ -127,7 +158,8 @@ impl ConsumerService {
     }
 
     /// Builds the service: binds, prepares the database (the inbox and the service's own
-    /// tables), then asks `parts` for the handlers and the API routes, given the pool.
+    /// tables), then asks `parts` for the handlers and the API routes, given the pool. The
+    /// inbox's cleanup runs beside the consumers.
     /// Every subscription needs exactly one handler and every handler a subscription, or
     /// the service does not start.
     pub async fn build<Own: clap::Args>(
@@ -159,11 +191,22 @@ impl ConsumerService {
         let broker = BrokerStatus::default();
         let status = broker.clone();
         let amqp_url = service.amqp_url.clone();
+        let (inbox_retention, cleanup_interval) =
+            (config.inbox.retention(), config.inbox.cleanup_interval());
+        let cleanup_db = db.clone();
         Ok(app
             .api(routes)
             .ops(Readiness::new(db, broker))
             .task(move |shutdown| async move {
                 consumer::run(&amqp_url, consumers, status, shutdown).await;
+            })
+            .task(move |shutdown| {
+                retention::run(
+                    cleanup_db,
+                    vec![inbox_retention],
+                    cleanup_interval,
+                    shutdown,
+                )
             }))
     }
 

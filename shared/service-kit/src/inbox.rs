@@ -10,6 +10,21 @@ use sqlx::{
     migrate::{Migration, MigrationType, Migrator},
 };
 
+/// The inbox's retention: an event id older than `keep_for` is forgotten. It must outlast
+/// every way an old event can come back: the producer's event log (a replay; 30 days by
+/// default in registration) and a dead-letter queue (a redrive) — the defaults give 45
+/// days. The handlers do not rely on it alone: each also keeps the newest `sequence` per
+/// user, which turns a repeat of an event whose inbox row is gone away as stale.
+pub fn retention(keep_for: std::time::Duration) -> crate::retention::Retention {
+    crate::retention::Retention {
+        what: "inbox",
+        statement: "delete from inbox where event_id in (
+                        select event_id from inbox where received_at < $1
+                        limit $2 for update skip locked)",
+        keep_for,
+    }
+}
+
 /// The version the inbox migration takes; a consuming service numbers its own from 2.
 const INBOX_VERSION: i64 = 1;
 

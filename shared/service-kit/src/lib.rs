@@ -34,6 +34,8 @@ pub mod path;
 pub mod postgres;
 /// RFC 9457 problem details: every error answer, from handlers and from the framework.
 pub mod problem;
+/// Tables that grow with traffic, cut back on a timer in small batches.
+pub mod retention;
 /// The body of every `main`: telemetry, signal, run, flush.
 pub mod runner;
 /// SIGTERM / Ctrl-C → a `CancellationToken` every task watches.

@@ -6,7 +6,7 @@
 //! | `enqueue.rs` | [`OutboxEntry`]: the row a sign-up writes in the user's own statement |
 //! | `relay.rs` | [`Relay`]: claims unpublished rows, publishes them, marks them published; [`RelayWakeUp`]: the in-process signal after a sign-up's commit |
 //! | `backlog.rs` | [`report_backlog`]: the backlog gauges |
-//! | `retention.rs` | [`run_retention`]: deletes published rows past the retention |
+//! | `retention.rs` | [`retention::event_log`]: which published rows the cleanup deletes |
 //! | `replay.rs` | [`replay::replay`]: sends published rows again to one queue |
 //! | `trace.rs` | `StoredTraceContext`: the row's trace context, captured and restored |
 //!
@@ -48,7 +48,7 @@ mod backlog;
 mod enqueue;
 mod relay;
 pub mod replay;
-mod retention;
+pub mod retention;
 mod trace;
 
 use chrono::{DateTime, Utc};
@@ -58,7 +58,6 @@ use uuid::Uuid;
 pub use backlog::report_backlog;
 pub use enqueue::{EntryError, OutboxEntry};
 pub use relay::{Relay, RelayWakeUp};
-pub use retention::{purge_expired, run_retention};
 pub(crate) use trace::StoredTraceContext;
 
 /// The CloudEvents `source` of every event this service emits: set in the envelope by the

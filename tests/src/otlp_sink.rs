@@ -35,7 +35,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use tokio::net::TcpListener;
@@ -60,6 +59,9 @@ pub struct ReceivedSpan {
     /// The `service.name` resource attribute of the exporting process; empty
     /// if the resource did not carry one.
     pub service_name: String,
+    /// Every resource attribute of the exporting process (`service.version`,
+    /// `service.instance.id`, …), in string form.
+    pub resource: BTreeMap<String, String>,
     /// The span name, e.g. `POST /users`.
     pub name: String,
     /// The trace id as 32 lowercase hex digits.
@@ -87,10 +89,11 @@ impl ReceivedSpan {
         self.attributes.get(key).map(String::as_str)
     }
 
-    /// Flattens one protobuf span exported by `service_name`.
-    fn from_proto(service_name: &str, span: &Span) -> Self {
+    /// Flattens one protobuf span exported by the process `resource` describes.
+    fn from_proto(resource: &BTreeMap<String, String>, span: &Span) -> Self {
         Self {
-            service_name: service_name.to_owned(),
+            service_name: resource.get(SERVICE_NAME).cloned().unwrap_or_default(),
+            resource: resource.clone(),
             name: span.name.clone(),
             trace_id: hex(&span.trace_id),
             span_id: hex(&span.span_id),
@@ -322,24 +325,18 @@ fn flatten(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
         .resource_spans
         .iter()
         .flat_map(|resource_spans| {
-            let service_name = service_name(resource_spans.resource.as_ref());
+            let resource = resource_spans
+                .resource
+                .as_ref()
+                .map(|resource| attribute_map(&resource.attributes))
+                .unwrap_or_default();
             resource_spans
                 .scope_spans
                 .iter()
                 .flat_map(|scope_spans| &scope_spans.spans)
-                .map(move |span| ReceivedSpan::from_proto(&service_name, span))
+                .map(move |span| ReceivedSpan::from_proto(&resource, span))
         })
         .collect()
-}
-
-/// The `service.name` attribute of a resource, or empty if it has none.
-fn service_name(resource: Option<&Resource>) -> String {
-    resource
-        .into_iter()
-        .flat_map(|resource| &resource.attributes)
-        .find(|attribute| attribute.key == SERVICE_NAME)
-        .map(|attribute| value_to_string(attribute.value.as_ref()))
-        .unwrap_or_default()
 }
 
 /// Attributes as a sorted map of string forms. A sorted map makes `Debug`
@@ -399,6 +396,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 

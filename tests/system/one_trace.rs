@@ -197,6 +197,30 @@ async fn one_trace_covers_the_request_the_publish_and_both_consumers() {
         smtp.parent_span_id.as_deref(),
         Some(find("email.user-registered process").span_id.as_str())
     );
+
+    // Every span says which build and which process it comes from: one instance id per
+    // service (a UUID, new at each start), and the workspace's version.
+    let mut instances = BTreeSet::new();
+    for span in &trace {
+        let instance = span.resource.get("service.instance.id");
+        let instance =
+            instance.unwrap_or_else(|| panic!("{} has no service.instance.id", span.name));
+        assert!(uuid::Uuid::parse_str(instance).is_ok(), "{instance}");
+        instances.insert((span.service_name.clone(), instance.clone()));
+        assert_eq!(
+            span.resource.get("service.version").map(String::as_str),
+            Some(env!("CARGO_PKG_VERSION")),
+            "{}",
+            span.name
+        );
+    }
+    let services: BTreeSet<&String> = instances.iter().map(|(service, _)| service).collect();
+    assert_eq!(services.len(), 3, "{instances:?}");
+    assert_eq!(
+        instances.len(),
+        3,
+        "one instance id per service: {instances:?}"
+    );
 }
 
 /// Without a caller's `traceparent` the request starts a new trace, and the id in

@@ -4,7 +4,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use system_tests::system::{Service, TestSystem};
 
-/// Every service answers `/healthz` and `/readyz`, and `/metrics` shows the work it did.
+/// Every service answers `/healthz` and `/readyz`, and `/metrics` shows the work it did
+/// and the process' own figures.
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_answer_and_metrics_count_the_work() {
     let system = TestSystem::start().await;
@@ -52,6 +53,18 @@ async fn probes_answer_and_metrics_count_the_work() {
                 &done,
                 "event_handler_duration_seconds_bucket",
                 "event_lag_seconds_bucket",
+            ])
+            .await;
+    }
+    // The process' own figures, from /proc, on every service.
+    for service in Service::ALL {
+        system
+            .ops(service)
+            .wait_for_metrics(&[
+                "process_resident_memory_bytes ",
+                "process_cpu_seconds_total ",
+                "process_open_fds ",
+                "process_threads ",
             ])
             .await;
     }

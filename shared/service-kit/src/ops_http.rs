@@ -66,7 +66,7 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
 }
 
 /// Every few seconds: samples the connection gauges (`db_pool_connections{state}`,
-/// `broker_connected`) and runs the Prometheus recorder's upkeep, which keeps its memory
+/// `broker_connected`) and the process' own (`process_*`, from `/proc`), and runs the Prometheus recorder's upkeep, which keeps its memory
 /// bounded between scrapes (histogram samples are otherwise only drained by a scrape).
 /// Stops with `shutdown`.
 pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToken) {
@@ -78,6 +78,11 @@ pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToke
         "broker_connected",
         "1 while the service's broker session is up and its topology declared."
     );
+    // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+    // process_threads, …: what an operator looks at first, named as Prometheus' own
+    // client libraries name them.
+    let process = metrics_process::Collector::default();
+    process.describe();
     let handle = telemetry::metrics::prometheus();
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -90,6 +95,7 @@ pub async fn run_metrics_upkeep(readiness: Readiness, shutdown: CancellationToke
                 metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
                 let connected = if readiness.broker.is_connected() { 1.0 } else { 0.0 };
                 metrics::gauge!("broker_connected").set(connected);
+                process.collect();
                 handle.run_upkeep();
             }
         }

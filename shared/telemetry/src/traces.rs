@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use opentelemetry::{global, trace::TracerProvider as _};
+use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
@@ -65,15 +65,33 @@ pub fn install_propagator() {
     global::set_text_map_propagator(TraceContextPropagator::new());
 }
 
-/// `OTEL_SERVICE_NAME` wins when set; `with_service_name` would override it, so the
-/// fallback is only applied when the variable is absent.
+/// What every span of this process says about where it comes from: `service.name`,
+/// `service.version` (the workspace's version, which every binary shares) and
+/// `service.instance.id` (new at each start, so that two instances of one service, or
+/// one before and after a restart, can be told apart in Jaeger).
+///
+/// What `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` set wins: the builder's own
+/// attributes would override them, so each fallback is only added when they do not.
 fn resource(service_name: &'static str) -> Resource {
-    let builder = Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
-        builder.build()
-    } else {
-        builder.with_service_name(service_name).build()
+    let from_env = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+    let set = |key: &str| {
+        from_env
+            .split(',')
+            .any(|pair| pair.trim().starts_with(&format!("{key}=")))
+    };
+    let mut builder = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() && !set("service.name") {
+        builder = builder.with_service_name(service_name);
     }
+    if !set("service.version") {
+        builder =
+            builder.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    }
+    if !set("service.instance.id") {
+        let instance = uuid::Uuid::new_v4().to_string();
+        builder = builder.with_attribute(KeyValue::new("service.instance.id", instance));
+    }
+    builder.build()
 }
 
 /// The specification's switches for turning export off. Spans are still created (the

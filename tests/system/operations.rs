@@ -2,7 +2,12 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use system_tests::system::{Service, TestSystem};
+use system_tests::{
+    binaries,
+    eventually::{PATIENCE, eventually},
+    process::{ServiceProcess, free_port},
+    system::{Service, TestSystem},
+};
 
 /// Every service answers `/healthz` and `/readyz`, and `/metrics` shows the work it did
 /// and the process' own figures.
@@ -104,4 +109,59 @@ async fn sigterm_stops_every_service_cleanly() {
             alarming.join("\n")
         );
     }
+}
+
+/// A service whose database is not reachable yet answers from its first moment:
+/// `/healthz` 200, `/readyz` 503 naming what it waits for, its API a 503 `starting`
+/// problem with `Retry-After`; and SIGTERM stops it there, exit 0, instead of after the
+/// database wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_waiting_for_its_database_answers_its_probes_and_stops_on_sigterm() {
+    let binaries = binaries::directory().await;
+    let log_dir = std::env::temp_dir().join(format!("starting-{}", uuid::Uuid::new_v4().simple()));
+    // A port nothing listens on: the database "is not up yet".
+    let nowhere = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+    let http = reqwest::Client::new();
+    for service in Service::ALL {
+        let env = [("DATABASE_URL".to_owned(), nowhere.clone())];
+        let binary = binaries.join(service.name());
+        let mut process =
+            ServiceProcess::spawn(&binary, service.name(), free_port(), &env, &log_dir)
+                .expect("the binary starts");
+        let base = process.base_url();
+        let get = |path: &str| http.get(format!("{base}{path}")).send();
+
+        let health = eventually(
+            format!("{service:?} to answer /healthz"),
+            PATIENCE,
+            async || get("/healthz").await.ok(),
+        )
+        .await;
+        assert_eq!(health.status(), StatusCode::OK, "{service:?}");
+        let ready = get("/readyz").await.expect("an answer");
+        assert_eq!(
+            ready.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{service:?}"
+        );
+        let ready: Value = ready.json().await.expect("JSON");
+        assert_eq!(ready["status"], "starting", "{service:?}: {ready}");
+        assert_eq!(
+            ready["checks"]["database"], "waiting",
+            "{service:?}: {ready}"
+        );
+        let api = get("/openapi.json").await.expect("an answer");
+        assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{service:?}");
+        assert_eq!(api.headers()["retry-after"], "1", "{service:?}");
+        let problem: Value = api.json().await.expect("a problem document");
+        assert_eq!(problem["code"], "starting", "{service:?}: {problem}");
+
+        let status = process.terminate(Duration::from_secs(10)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{service:?} exits 0 on SIGTERM while starting, got {status:?}:\n{}",
+            process.log()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&log_dir);
 }

@@ -9,12 +9,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(RegistrationCommand::Replay(args)) = &config.command {
         return run_replay(&config, args).await;
     }
-    service_kit::runner::run(IDENTITY.name, |shutdown| async move {
-        registration::startup::build(config)
-            .await?
-            .run(shutdown)
-            .await?;
-        Ok(())
+    service_kit::runner::serve(IDENTITY.name, async move {
+        Ok(registration::startup::build(config).await?)
     })
     .await
 }

@@ -49,6 +49,53 @@ pub struct App {
     router: Router,
     tasks: Vec<BackgroundTask>,
     shutdown_timeout: Duration,
+    /// Answers on the same socket from [`App::bind`] until [`App::run`] takes over.
+    starting: StartingServer,
+}
+
+/// The server of the starting phase ([`ops_http::starting_router`]), on a second handle of
+/// the bound socket. Stopped when the app runs, or dropped with an app that never does.
+struct StartingServer {
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StartingServer {
+    /// Serves the starting router on `listener` until stopped.
+    fn serve(listener: TcpListener) -> Self {
+        let stop = CancellationToken::new();
+        let router = ops_http::starting_router();
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::debug!(error = %error, "the starting phase's server stopped");
+                }
+            }
+        });
+        Self {
+            stop,
+            server: Some(server),
+        }
+    }
+
+    /// Stops it, and waits until its connections are closed, so that only the app's own
+    /// server answers from then on.
+    async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for StartingServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -62,21 +109,30 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Binds `HTTP_ADDR`; no routes and no tasks yet.
+    /// Binds `HTTP_ADDR` and answers on it at once: `/healthz` 200 and `/readyz` 503
+    /// ("starting") while the rest is built ([`ops_http::starting_router`]); no routes
+    /// and no tasks of the service's own yet.
     pub async fn bind(name: &'static str, args: &ServiceArgs) -> Result<Self, StartError> {
-        let listener =
-            TcpListener::bind(args.http_addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: args.http_addr,
-                    source,
-                })?;
+        let bind_error = |source| StartError::Bind {
+            addr: args.http_addr,
+            source,
+        };
+        let listener = TcpListener::bind(args.http_addr)
+            .await
+            .map_err(bind_error)?;
+        // Two handles of one socket: the starting server accepts on one until the app
+        // runs, then the app's server on the other. Connections wait in the kernel's
+        // backlog in between.
+        let socket = listener.into_std().map_err(bind_error)?;
+        let second = socket.try_clone().map_err(bind_error)?;
+        let starting = StartingServer::serve(TcpListener::from_std(second).map_err(bind_error)?);
         Ok(Self {
             name,
-            listener,
+            listener: TcpListener::from_std(socket).map_err(bind_error)?,
             router: Router::new(),
             tasks: Vec::new(),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            starting,
         })
     }
 
@@ -117,7 +173,8 @@ impl App {
     ///
     /// The server only returns early on an I/O error; the token is cancelled then too, so
     /// the background tasks never outlive the HTTP side.
-    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> std::io::Result<()> {
+        self.starting.stop().await;
         tracing::info!(addr = %self.local_addr()?, "{} listening", self.name);
         let tracker = TaskTracker::new();
         for task in self.tasks {

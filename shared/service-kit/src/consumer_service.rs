@@ -150,11 +150,7 @@ impl ConsumerService {
         if let Some(command) = &config.consumer.command {
             return Ok(self.run_tool(&config.service, command).await?);
         }
-        crate::runner::run(self.identity.name, |shutdown| async move {
-            build(config).await?.run(shutdown).await?;
-            Ok(())
-        })
-        .await
+        crate::runner::serve(self.identity.name, build(config)).await
     }
 
     /// Builds the service: binds, prepares the database (the inbox and the service's own

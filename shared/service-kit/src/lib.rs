@@ -4,7 +4,7 @@
 //! trace context layer, and one error type and one error format (RFC 9457) for every answer.
 //!
 //! # Layout
-//! A service's `main` calls [`runner::run`] (or [`consumer_service::ConsumerService::main`]),
+//! A service's `main` calls [`runner::serve`] (or [`consumer_service::ConsumerService::main`]),
 //! which installs telemetry, builds an [`app::App`] from a [`config::ServiceArgs`] and runs
 //! it until [`shutdown::on_signal`] fires.
 

@@ -44,6 +44,43 @@ pub fn router(readiness: Readiness) -> Router {
         .with_state(readiness)
 }
 
+/// What a service answers while it is starting (waiting for its database, running its
+/// migrations), before its own routes exist: `/healthz` 200 (the process is alive and
+/// answering), `/readyz` 503 naming what it waits for, `/metrics`, and a 503 problem with
+/// `Retry-After` for anything else. Probes then see a starting service, not a hung one.
+pub fn starting_router() -> Router {
+    let waiting = || async {
+        let body = json!({
+            "status": "starting",
+            "checks": { "database": "waiting", "broker": "waiting" },
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+    };
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "alive" })) }),
+        )
+        .route("/readyz", get(waiting))
+        .route(
+            "/metrics",
+            get(|| async { telemetry::metrics::prometheus().render() }),
+        )
+        .fallback(|| async {
+            let mut response = crate::problem::Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "the service is starting (waiting for its database); retry shortly",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            response
+        })
+}
+
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     let database = tokio::time::timeout(
         PROBE_TIMEOUT,

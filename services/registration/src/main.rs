@@ -9,10 +9,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(RegistrationCommand::Replay(args)) = &config.command {
         return run_replay(&config, args).await;
     }
-    service_kit::runner::serve(IDENTITY.name, async move {
-        Ok(registration::startup::build(config).await?)
-    })
-    .await
+    service_kit::runner::serve(IDENTITY.name, registration::startup::build(config)).await
 }
 
 /// `registration replay …`: no HTTP server, no relay, no span export; read the log,

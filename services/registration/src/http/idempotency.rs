@@ -19,12 +19,21 @@ impl IdempotencyKey {
         let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
             return Ok(None);
         };
+        // Printable ASCII, spaces allowed inside (the documented pattern). `to_str` alone
+        // would also let a tab through.
         let key = value
             .to_str()
-            .map_err(|_| ApiError::InvalidIdempotencyKey("must be visible ASCII"))?;
+            .ok()
+            .filter(|key| key.bytes().all(|byte| (b' '..=b'~').contains(&byte)))
+            .ok_or(ApiError::InvalidIdempotencyKey("must be visible ASCII"))?;
         if key.is_empty() || key.len() > 255 {
             return Err(ApiError::InvalidIdempotencyKey(
                 "must be 1 to 255 characters",
+            ));
+        }
+        if key.starts_with(' ') || key.ends_with(' ') {
+            return Err(ApiError::InvalidIdempotencyKey(
+                "must not start or end with a space",
             ));
         }
         Ok(Some(Self(key.to_owned())))
@@ -34,5 +43,37 @@ impl IdempotencyKey {
 impl AsRef<str> for IdempotencyKey {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn key(value: &str) -> Result<Option<IdempotencyKey>, ApiError> {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(value).expect("a header value");
+        headers.insert(IDEMPOTENCY_KEY, value);
+        IdempotencyKey::from_headers(&headers)
+    }
+
+    #[test]
+    fn printable_ascii_with_inner_spaces_is_a_key() {
+        assert!(matches!(key("order 42 / retry"), Ok(Some(_))));
+        assert!(matches!(key(&"k".repeat(255)), Ok(Some(_))));
+    }
+
+    /// What the documented pattern refuses, the service refuses too (schemathesis found a
+    /// tab accepted).
+    #[test]
+    fn a_tab_a_non_ascii_byte_or_a_too_long_key_is_refused() {
+        for bad in ["a\tb", "caf\u{e9}", &"k".repeat(256)] {
+            assert!(
+                matches!(key(bad), Err(ApiError::InvalidIdempotencyKey(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -107,8 +107,8 @@ impl From<User> for UserResponse {
         The address is trimmed and lower-cased; a second sign-up with it is a 409.",
     request_body = RegisterUserRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
-         description = "1 to 255 visible ASCII characters; a retry with the same key and body gets the first answer again, another body with it a 422"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[ \\t]*[!-~]([ -~]{0,253}[!-~])?[ \\t]*$",
+         description = "1 to 255 printable ASCII characters, spaces allowed inside (spaces and tabs around it are not part of it: HTTP strips them); a retry with the same key and body gets the first answer again, another body with it a 422"),
     ),
     responses(
         (status = 201, description = "Signed up; `Location` is the user", body = UserResponse,

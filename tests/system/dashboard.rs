@@ -98,11 +98,40 @@ fn the_promql_scanner_finds_metrics_and_skips_labels_and_functions() {
     );
 }
 
-/// The provisioned dashboard only charts metrics the services really export (checked
-/// against their `/metrics` after a sign-up and a rejected request), and Prometheus is told
-/// to scrape all three services.
+/// The alert rules: each has a runbook line, and the README's "Operating" section names
+/// each alert. Returns their expressions.
+fn alert_expressions() -> Vec<String> {
+    let rules: Value = serde_norway::from_str(&repository_file("deploy/prometheus/alerts.yml"))
+        .expect("the alert rules are YAML");
+    let readme = repository_file("README.md");
+    let mut exprs = Vec::new();
+    for rule in rules["groups"][0]["rules"]
+        .as_array()
+        .expect("a list of rules")
+    {
+        let alert = rule["alert"].as_str().expect("an alert name");
+        assert!(
+            rule["annotations"]["runbook"]
+                .as_str()
+                .is_some_and(|r| r.len() > 40),
+            "{alert} has a runbook line"
+        );
+        assert!(
+            readme.contains(alert),
+            "the README's Operating section names {alert}"
+        );
+        exprs.push(rule["expr"].as_str().expect("an expression").to_owned());
+    }
+    assert!(exprs.len() >= 5, "the alerts are there: {exprs:?}");
+    exprs
+}
+
+/// The provisioned dashboard and the alert rules only use metrics the services really
+/// export (checked against their `/metrics` after a sign-up and a rejected request; `up`
+/// is Prometheus' own), and Prometheus is told to scrape all three services and load the
+/// rules.
 #[tokio::test(flavor = "multi_thread")]
-async fn every_metric_on_the_dashboard_is_exported_by_a_service() {
+async fn every_metric_on_the_dashboard_and_in_the_alerts_is_exported_by_a_service() {
     let dashboard: Value =
         serde_json::from_str(&repository_file("deploy/grafana/dashboards/signup.json"))
             .expect("the dashboard is JSON");
@@ -110,7 +139,12 @@ async fn every_metric_on_the_dashboard_is_exported_by_a_service() {
     let mut exprs = Vec::new();
     expressions(&dashboard, &mut exprs);
     assert!(exprs.len() >= 10, "the dashboard has its panels: {exprs:?}");
-    let charted: BTreeSet<String> = exprs.iter().flat_map(|expr| metric_names(expr)).collect();
+    exprs.extend(alert_expressions());
+    let charted: BTreeSet<String> = exprs
+        .iter()
+        .flat_map(|expr| metric_names(expr))
+        .filter(|name| name != "up")
+        .collect();
 
     let system = TestSystem::start().await;
     system
@@ -156,6 +190,10 @@ async fn every_metric_on_the_dashboard_is_exported_by_a_service() {
     for target in ["registration:8080", "email:8081", "profile:8082"] {
         assert!(prometheus.contains(target), "Prometheus scrapes {target}");
     }
+    assert!(
+        prometheus.contains("/etc/prometheus/alerts.yml"),
+        "Prometheus loads the alert rules"
+    );
     let datasources = repository_file("deploy/grafana/provisioning/datasources/datasources.yml");
     assert!(
         datasources.contains("uid: prometheus") && datasources.contains("uid: jaeger"),

@@ -205,17 +205,7 @@ async fn a_registration_redriven_after_the_erasure_changes_nothing() {
     system.effects().pass_marker().await;
     // Handed out before the marker is not yet finished (`pass_marker`): wait for the
     // consumers to have acked the late registrations too.
-    for (service, queue) in [
-        (Service::Email, "email.user-registered"),
-        (Service::Profile, "profile.user-registered"),
-    ] {
-        system
-            .ops(service)
-            .wait_for_metrics(&[&format!(
-                r#"events_consumed_total{{queue="{queue}",outcome="done"}} 2"#
-            )])
-            .await;
-    }
+    system.effects().wait_for_registrations_done(2).await;
 
     assert_eq!(system.profiles().get(&user_id).await.status(), 404);
     assert!(

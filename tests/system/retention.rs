@@ -78,17 +78,7 @@ async fn a_replay_after_the_inbox_forgot_the_event_sends_no_second_mail() {
     }
     // Both consumers handled the replayed event (and the marker's, behind it).
     system.effects().pass_marker().await;
-    for (service, queue) in [
-        (Service::Email, "email.user-registered"),
-        (Service::Profile, "profile.user-registered"),
-    ] {
-        system
-            .ops(service)
-            .wait_for_metrics(&[&format!(
-                r#"events_consumed_total{{queue="{queue}",outcome="done"}} 3"#
-            )])
-            .await;
-    }
+    system.effects().wait_for_registrations_done(3).await;
 
     assert_eq!(
         system.smtp.messages_to(address).len(),

@@ -87,6 +87,21 @@ impl<'a> EffectsProbe<'a> {
         count
     }
 
+    /// Waits until both consumers of `user.registered.v1` have handled `count` of its
+    /// deliveries to the end (acked as done), from their `/metrics`. After
+    /// [`EffectsProbe::pass_marker`], which only says the marker's effects are visible,
+    /// this is what says the messages queued before it are finished too.
+    pub async fn wait_for_registrations_done(&self, count: u64) {
+        for (service, queue) in [
+            (Service::Email, "email.user-registered"),
+            (Service::Profile, "profile.user-registered"),
+        ] {
+            let done =
+                format!(r#"events_consumed_total{{queue="{queue}",outcome="done"}} {count}"#);
+            self.system.ops(service).wait_for_metrics(&[&done]).await;
+        }
+    }
+
     /// Waits until every accepted sign-up (address → user id) has taken effect and no
     /// work or delay queue holds a message, passes a marker
     /// ([`EffectsProbe::pass_marker`]) so that a late duplicate already on its way has

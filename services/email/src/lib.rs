@@ -32,6 +32,7 @@ use service_kit::{
     app::App,
     config::ServiceIdentity,
     consumer_service::{ConsumerService, ConsumerServiceConfig, Handlers, Subscription},
+    secrets::{ResolveSecrets, SecretError, put_password_from_file},
 };
 
 use crate::{erasure::ErasureHandler, mailer::Mailer, welcome::WelcomeHandler};
@@ -63,6 +64,10 @@ pub struct MailSettings {
     /// (STARTTLS) or `smtps://user:pass@host:465`.
     #[arg(long, env = "SMTP_URL", default_value = "smtp://127.0.0.1:1025")]
     pub smtp_url: String,
+    /// A file holding the SMTP password (a Docker or Kubernetes secret); it replaces the
+    /// password in `SMTP_URL`.
+    #[arg(long, env = "SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<std::path::PathBuf>,
     /// The sender of the welcome mail.
     #[arg(
         long,
@@ -70,6 +75,16 @@ pub struct MailSettings {
         default_value = "Sign-up demo <welcome@example.org>"
     )]
     pub mail_from: String,
+}
+
+impl ResolveSecrets for MailSettings {
+    fn resolve_secrets(&mut self) -> Result<(), SecretError> {
+        put_password_from_file(
+            &mut self.smtp_url,
+            self.smtp_password_file.as_deref(),
+            "SMTP_PASSWORD_FILE",
+        )
+    }
 }
 
 /// Builds the service: the SMTP client (connecting lazily, so the service starts while

@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use service_kit::config::{ServiceArgs, ServiceIdentity};
+use service_kit::{
+    config::{ServiceArgs, ServiceIdentity},
+    secrets::{ResolveSecrets, SecretError},
+};
 
 use crate::outbox::replay::ReplayArgs;
 
@@ -53,6 +56,12 @@ pub struct OutboxSettings {
 pub enum RegistrationCommand {
     /// Republish logged events to one consumer's queue, e.g. to rebuild a read model.
     Replay(ReplayArgs),
+}
+
+impl ResolveSecrets for Config {
+    fn resolve_secrets(&mut self) -> Result<(), SecretError> {
+        self.service.resolve_secrets()
+    }
 }
 
 impl Config {

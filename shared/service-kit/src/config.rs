@@ -1,10 +1,13 @@
 //! The settings every service shares, and parsing them with the service's own defaults.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
-use crate::postgres::PoolSettings;
+use crate::{
+    postgres::PoolSettings,
+    secrets::{ResolveSecrets, SecretError, put_password_from_file},
+};
 
 /// Who a service is: the name of its binary, database and `service.name`, what it does
 /// (for `--help`), and the port it listens on by default.
@@ -42,6 +45,10 @@ pub struct ServiceArgs {
     /// This service's own database; created if missing, migrated at start.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// A file holding the database password (a Docker or Kubernetes secret); it replaces
+    /// the password in `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// Largest number of open database connections. Handlers share few of them: writes
     /// go through one group-commit writer at a time, so the rest serve HTTP reads.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
@@ -59,6 +66,10 @@ pub struct ServiceArgs {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+    /// A file holding the broker password (a Docker or Kubernetes secret); it replaces the
+    /// password in `AMQP_URL`.
+    #[arg(long, env = "AMQP_PASSWORD_FILE")]
+    pub amqp_password_file: Option<PathBuf>,
     /// Prefix for the exchange and queue names; tests use it to stay apart.
     #[arg(long, env = "TOPOLOGY_PREFIX", default_value = "")]
     pub topology_prefix: String,
@@ -77,10 +88,27 @@ impl ServiceArgs {
     }
 }
 
+impl ResolveSecrets for ServiceArgs {
+    fn resolve_secrets(&mut self) -> Result<(), SecretError> {
+        put_password_from_file(
+            &mut self.database_url,
+            self.database_password_file.as_deref(),
+            "DATABASE_PASSWORD_FILE",
+        )?;
+        put_password_from_file(
+            &mut self.amqp_url,
+            self.amqp_password_file.as_deref(),
+            "AMQP_PASSWORD_FILE",
+        )
+    }
+}
+
 /// Parses the command line and environment into `C` (which flattens [`ServiceArgs`]),
 /// with `identity`'s defaults for the listen address and the database. Exits with clap's
-/// message on bad input or `--help`, as a CLI should.
-pub fn parse<C: Parser>(identity: ServiceIdentity) -> C {
+/// message on bad input or `--help`, as a CLI should. Password files are read here
+/// ([`ResolveSecrets`]), so the service only ever sees complete URLs; one that cannot be
+/// read stops the process with a message naming its variable.
+pub fn parse<C: Parser + ResolveSecrets>(identity: ServiceIdentity) -> C {
     let command = C::command()
         .name(identity.name)
         .about(identity.about)
@@ -95,5 +123,10 @@ pub fn parse<C: Parser>(identity: ServiceIdentity) -> C {
             ))
         });
     let matches = command.get_matches();
-    C::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    let mut config = C::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let Err(error) = config.resolve_secrets() {
+        eprintln!("error: {error}");
+        std::process::exit(2);
+    }
+    config
 }

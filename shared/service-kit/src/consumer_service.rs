@@ -32,6 +32,7 @@ use crate::{
     ops_http::Readiness,
     postgres,
     retention::{self, Retention},
+    secrets::{ResolveSecrets, SecretError},
 };
 
 /// What tells one consuming service from another, besides its code.
@@ -133,16 +134,29 @@ impl InboxSettings {
     }
 }
 
+impl<Own: clap::Args + ResolveSecrets> ResolveSecrets for ConsumerServiceConfig<Own> {
+    fn resolve_secrets(&mut self) -> Result<(), SecretError> {
+        self.service.resolve_secrets()?;
+        self.own.resolve_secrets()
+    }
+}
+
 /// The `Own` settings of a service that needs none beyond the shared ones.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct NoOwnSettings {}
+
+impl ResolveSecrets for NoOwnSettings {
+    fn resolve_secrets(&mut self) -> Result<(), SecretError> {
+        Ok(())
+    }
+}
 
 impl ConsumerService {
     /// The whole `main` of a consuming binary: parse the configuration, run the `dlq` tool
     /// if asked for, else build the service with `build` and run it until SIGTERM.
     pub async fn main<Own, F, Fut>(&'static self, build: F) -> anyhow::Result<()>
     where
-        Own: clap::Args,
+        Own: clap::Args + ResolveSecrets,
         F: FnOnce(ConsumerServiceConfig<Own>) -> Fut,
         Fut: Future<Output = anyhow::Result<App>>,
     {

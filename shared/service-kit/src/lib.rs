@@ -38,6 +38,8 @@ pub mod problem;
 pub mod retention;
 /// The body of every `main`: telemetry, signal, run, flush.
 pub mod runner;
+/// Passwords from files (Docker and Kubernetes secrets), put into their URLs at start.
+pub mod secrets;
 /// SIGTERM / Ctrl-C → a `CancellationToken` every task watches.
 pub mod shutdown;
 /// Continue the caller's trace, name the server span, answer with `traceresponse`.

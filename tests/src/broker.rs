@@ -107,8 +107,8 @@ impl Broker {
         count
     }
 
-    /// Deletes queues and an exchange, ignoring the ones that do not exist.
-    pub async fn delete(&self, queues: &[String], exchange: &str) {
+    /// Deletes queues and exchanges, ignoring the ones that do not exist.
+    pub async fn delete(&self, queues: &[String], exchanges: &[String]) {
         for queue in queues {
             // A failed delete closes the channel, so each gets its own.
             let channel = self.channel().await;
@@ -117,11 +117,13 @@ impl Broker {
                 .await;
             let _ = channel.close(200, "done".into()).await;
         }
-        let channel = self.channel().await;
-        let _ = channel
-            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-            .await;
-        let _ = channel.close(200, "done".into()).await;
+        for exchange in exchanges {
+            let channel = self.channel().await;
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+            let _ = channel.close(200, "done".into()).await;
+        }
     }
 }
 

@@ -317,9 +317,12 @@ fn one_queue_differences(
         &amqp["x-arguments"],
         &arguments,
     ));
-    if role == Role::Work {
-        differences.extend(binding_differences(&context, amqp, subscription.event));
-    }
+    differences.extend(binding_differences(
+        &context,
+        amqp,
+        subscription,
+        &queue.name,
+    ));
     differences.extend(document.missing_message(&channel, subscription.event));
     for (action, who) in role.operations(subscription.service) {
         differences.extend(document.missing_operation(&channel, action, &who));
@@ -327,18 +330,36 @@ fn one_queue_differences(
     differences
 }
 
-/// The work queue's `x-bindings` lists the exchange with the event type as routing key.
-fn binding_differences(context: &str, amqp: &Value, event: EventType) -> Option<String> {
-    let expected = serde_json::json!({
-        "exchange": Topology::default().exchange(),
-        "routingKey": event.name,
-    });
-    let bindings = amqp["x-bindings"].as_array();
-    let bound = bindings.is_some_and(|bindings| bindings.contains(&expected));
-    (!bound).then(|| {
+/// The queue's `x-bindings` lists exactly the bindings the code declares for it: for a
+/// work queue the events exchange with the event type and the replay exchange with its
+/// name, for every queue the consumer's forwarding exchange with its name.
+fn binding_differences(
+    context: &str,
+    amqp: &Value,
+    subscription: &Subscription,
+    queue: &str,
+) -> Option<String> {
+    let retry = ConsumerSettings::default_retry_policy();
+    let expected: BTreeSet<(String, String)> = Topology::default()
+        .declared_bindings(subscription.queue, subscription.event.name, &retry)
+        .into_iter()
+        .filter(|binding| binding.queue == queue)
+        .map(|binding| (binding.exchange, binding.routing_key))
+        .collect();
+    let documented: BTreeSet<(String, String)> = amqp["x-bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|binding| {
+            (
+                binding["exchange"].as_str().unwrap_or_default().to_owned(),
+                binding["routingKey"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    (documented != expected).then(|| {
         format!(
-            "{context}: bindings.amqp.x-bindings does not list {expected} (it has {})",
-            amqp["x-bindings"]
+            "{context}: bindings.amqp.x-bindings lists (exchange, routing key) {documented:?}, the code binds {expected:?}"
         )
     })
 }

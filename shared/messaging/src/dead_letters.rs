@@ -20,7 +20,7 @@ use crate::{
     connection::BrokerConnection,
     headers::{self, Headers},
     publisher::{confirm_channel, publish_raw},
-    topology::DELIVERY_LIMIT,
+    topology::{DELIVERY_LIMIT, QueueNames},
 };
 
 /// The `dlq` subcommand of a consumer binary.
@@ -140,9 +140,12 @@ async fn redrive_on(
         let original = &message.delivery.properties;
         let headers = Headers::of(original.headers().as_ref()).redriven_from(dead_letter_queue);
         let properties = original.clone().with_headers(headers.into_table());
+        // Through the original queue's forwarding exchange, which its consumer's broker
+        // user may write to (not the default exchange, which reaches every queue).
+        let names = QueueNames::of_work_queue(&letter.original_queue);
         publish_raw(
             channel,
-            "",
+            &names.forward,
             &letter.original_queue,
             &message.delivery.data,
             properties,

@@ -156,6 +156,14 @@ impl Publisher {
         topology.declare_exchange(&self.channel).await
     }
 
+    /// Declares the topology's replay exchange, which the replay tool publishes to.
+    pub async fn declare_replay_exchange(
+        &self,
+        topology: &crate::topology::Topology,
+    ) -> Result<(), MessagingError> {
+        topology.declare_replay_exchange(&self.channel).await
+    }
+
     /// Fails with the broker's `NOT_FOUND` unless `queue` exists: a tool that sends to one
     /// queue checks first instead of publishing a misspelt name into nowhere.
     pub async fn ensure_queue_exists(&self, queue: &str) -> Result<(), MessagingError> {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ErrorKind, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
@@ -21,11 +21,22 @@ pub const EXCHANGE_KIND: ExchangeKind = ExchangeKind::Topic;
 /// each retry is a new message.
 pub(crate) const DELIVERY_LIMIT: i64 = 20;
 
+/// The direct exchange registration's `replay` tool publishes to: each consumer binds its
+/// work queue with the queue's own name as routing key, so a replay reaches exactly one
+/// consumer, and the publisher needs no right on the default exchange (which would let it
+/// write into every queue).
+pub const REPLAY_EXCHANGE: &str = "replay";
+
 /// Names of the broker objects, with an optional prefix.
 ///
-/// The prefix exists for tests: each test gets its own exchange and queues on the shared
+/// The prefix exists for tests: each test gets its own exchanges and queues on the shared
 /// broker, so tests run in parallel without seeing each other's messages. Users leave it
 /// empty and get the names in the design (`users`, `email.user-registered`, …).
+///
+/// What a consumer declares is listed by [`Self::declared_queues`],
+/// [`Self::declared_consumer_exchanges`] and [`Self::declared_bindings`], and declared
+/// from those same lists: the broker definitions (`deploy/rabbitmq/definitions.json`) and
+/// the AsyncAPI document are checked against them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topology {
     prefix: String,
@@ -39,9 +50,19 @@ impl Topology {
         }
     }
 
+    /// The prefix every name starts with (empty outside tests).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The topic exchange events are published to.
     pub fn exchange(&self) -> String {
         format!("{}{EXCHANGE}", self.prefix)
+    }
+
+    /// The exchange replayed events are published to ([`REPLAY_EXCHANGE`]).
+    pub fn replay_exchange(&self) -> String {
+        format!("{}{REPLAY_EXCHANGE}", self.prefix)
     }
 
     /// A consumer's work queue, e.g. `email.user-registered`.
@@ -49,100 +70,232 @@ impl Topology {
         format!("{}{name}", self.prefix)
     }
 
-    /// The work, dead-letter and delay queue names of a consumer's queue.
+    /// The work, dead-letter and delay queue names of a consumer's queue, and its
+    /// forwarding exchange.
     pub fn queue_names(&self, name: &str) -> QueueNames {
         QueueNames::new(self.queue(name))
     }
 
-    /// Declares the exchange. Idempotent: declaring what exists with the same arguments is
-    /// a no-op, so every service does it at start instead of relying on deploy order.
+    /// Declares the events exchange, as its producer. Idempotent: declaring what exists
+    /// with the same arguments is a no-op, so the producer does it at start instead of
+    /// relying on deploy order.
     pub(crate) async fn declare_exchange(&self, channel: &Channel) -> Result<(), MessagingError> {
-        channel
-            .exchange_declare(
-                self.exchange().into(),
-                EXCHANGE_KIND,
-                exchange_options(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(())
+        declare(channel, &self.declared_exchange()).await
     }
 
-    /// The exchange as the producer and every consumer declare it, for what must agree
-    /// with the declaration without a broker (the AsyncAPI document's test,
-    /// `docs/asyncapi.yaml`).
+    /// Declares the replay exchange, as the replay tool (its publisher).
+    pub(crate) async fn declare_replay_exchange(
+        &self,
+        channel: &Channel,
+    ) -> Result<(), MessagingError> {
+        declare(channel, &self.declared_replay_exchange()).await
+    }
+
+    /// The events exchange as its producer declares it.
     pub fn declared_exchange(&self) -> DeclaredExchange {
-        DeclaredExchange {
-            name: self.exchange(),
-            kind: EXCHANGE_KIND,
-            options: exchange_options(),
-        }
+        DeclaredExchange::new(self.exchange(), EXCHANGE_KIND)
     }
 
-    /// Declares a consumer's work queue bound to `routing_key`, its dead-letter queue and
-    /// one delay queue per retry delay. Returns the names. [`Self::declared_queues`]
-    /// lists the same queues for the AsyncAPI document's test: change both together.
+    /// The replay exchange as the replay tool declares it.
+    pub fn declared_replay_exchange(&self) -> DeclaredExchange {
+        DeclaredExchange::new(self.replay_exchange(), ExchangeKind::Direct)
+    }
+
+    /// The exchanges a consumer of `queue` needs: the events exchange and the replay
+    /// exchange (which it binds to, and declares only when missing, see
+    /// [`Self::declare_consumer_queues`]), then its own forwarding exchange.
+    pub fn declared_consumer_exchanges(&self, queue: &str) -> Vec<DeclaredExchange> {
+        vec![
+            self.declared_exchange(),
+            self.declared_replay_exchange(),
+            self.forward_exchange(queue),
+        ]
+    }
+
+    /// The forwarding exchange of `queue`'s consumer ([`QueueNames::forward`]).
+    fn forward_exchange(&self, queue: &str) -> DeclaredExchange {
+        DeclaredExchange::new(self.queue_names(queue).forward, ExchangeKind::Direct)
+    }
+
+    /// Declares what a consumer of `queue` needs: its forwarding exchange, its queues
+    /// ([`Self::declared_queues`]) and their bindings ([`Self::declared_bindings`]), the
+    /// work queue bound to the events exchange with `routing_key`. Returns the names.
+    ///
+    /// The events and replay exchanges belong to the producer. A consumer only checks
+    /// that they exist (a passive declare, on a scratch channel since a failed one closes
+    /// its channel), and declares them only when they are missing: on a broker with the
+    /// project's definitions loaded they always exist, so a consumer's broker user needs
+    /// no right to change (or delete) them; on a bare development broker, whoever comes
+    /// first creates them.
     pub(crate) async fn declare_consumer_queues(
         &self,
+        connection: &Connection,
         channel: &Channel,
         queue: &str,
         routing_key: &str,
         retry: &RetryPolicy,
     ) -> Result<QueueNames, MessagingError> {
-        self.declare_exchange(channel).await?;
-        let names = self.queue_names(queue);
-        declare_quorum(channel, &names.dead_letter, FieldTable::default()).await?;
-        declare_quorum(channel, &names.work, work_queue_arguments(&names)).await?;
-        channel
-            .queue_bind(
-                names.work.as_str().into(),
-                self.exchange().into(),
-                routing_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        for delay in retry.delays() {
-            let delay_queue = names.delay_queue(*delay);
-            declare_quorum(
-                channel,
-                &delay_queue,
-                delay_queue_arguments(&names.work, *delay),
-            )
-            .await?;
+        for shared in [self.declared_exchange(), self.declared_replay_exchange()] {
+            if !exchange_exists(connection, &shared.name).await? {
+                declare(channel, &shared).await?;
+            }
         }
-        Ok(names)
+        declare(channel, &self.forward_exchange(queue)).await?;
+        for (name, arguments) in self.consumer_queues(queue, retry) {
+            channel
+                .queue_declare(name.as_str().into(), queue_options(), arguments)
+                .await?;
+        }
+        for binding in self.declared_bindings(queue, routing_key, retry) {
+            channel
+                .queue_bind(
+                    binding.queue.as_str().into(),
+                    binding.exchange.as_str().into(),
+                    binding.routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(self.queue_names(queue))
     }
 
     /// Every queue a consumer of `queue` declares at start under `retry`, with its
     /// arguments: the dead-letter queue, the work queue, then one delay queue per delay.
-    /// For what must agree with the declarations without a broker: the AsyncAPI
-    /// document's test (`docs/asyncapi.yaml`) compares them with the document.
+    /// For what must agree with the declarations without a broker: the broker definitions
+    /// and the AsyncAPI document (`docs/asyncapi.yaml`) are compared with them.
     pub fn declared_queues(&self, queue: &str, retry: &RetryPolicy) -> Vec<DeclaredQueue> {
+        self.consumer_queues(queue, retry)
+            .into_iter()
+            .map(|(name, arguments)| DeclaredQueue::new(name, &arguments))
+            .collect()
+    }
+
+    /// The queues of [`Self::declared_queues`] with their arguments as AMQP tables.
+    fn consumer_queues(&self, queue: &str, retry: &RetryPolicy) -> Vec<(String, FieldTable)> {
         let names = self.queue_names(queue);
         let mut queues = vec![
-            DeclaredQueue::new(&names.dead_letter, quorum(FieldTable::default())),
-            DeclaredQueue::new(&names.work, quorum(work_queue_arguments(&names))),
+            (names.dead_letter.clone(), quorum(FieldTable::default())),
+            (names.work.clone(), quorum(work_queue_arguments(&names))),
         ];
         queues.extend(retry.delays().iter().map(|delay| {
-            DeclaredQueue::new(
-                &names.delay_queue(*delay),
+            (
+                names.delay_queue(*delay),
                 quorum(delay_queue_arguments(&names.work, *delay)),
             )
         }));
         queues
     }
+
+    /// The bindings a consumer of `queue` declares: the work queue to the events exchange
+    /// with `routing_key` (the event type) and to the replay exchange with its own name;
+    /// the forwarding exchange to each of the consumer's queues with that queue's name
+    /// (its copies for a delay queue or the DLQ, and redriven messages, go through it).
+    pub fn declared_bindings(
+        &self,
+        queue: &str,
+        routing_key: &str,
+        retry: &RetryPolicy,
+    ) -> Vec<DeclaredBinding> {
+        let names = self.queue_names(queue);
+        let mut bindings = vec![
+            DeclaredBinding::new(&self.exchange(), &names.work, routing_key),
+            DeclaredBinding::new(&self.replay_exchange(), &names.work, &names.work),
+        ];
+        bindings.extend(
+            self.consumer_queues(queue, retry)
+                .into_iter()
+                .map(|(name, _)| DeclaredBinding::new(&names.forward, &name, &name)),
+        );
+        bindings
+    }
 }
 
-/// The exchange as the topology declares it.
+/// Declares `exchange` as described.
+async fn declare(channel: &Channel, exchange: &DeclaredExchange) -> Result<(), MessagingError> {
+    channel
+        .exchange_declare(
+            exchange.name.as_str().into(),
+            exchange.kind.clone(),
+            exchange.options,
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whether exchange `name` exists, asked with a passive declare, which needs no right on
+/// the exchange. The broker answers a missing one by closing the channel, hence a scratch
+/// channel.
+async fn exchange_exists(connection: &Connection, name: &str) -> Result<bool, MessagingError> {
+    let scratch = connection.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    match scratch
+        .exchange_declare(
+            name.into(),
+            ExchangeKind::Direct,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(()) => {
+            scratch.close(200, "checked".into()).await?;
+            Ok(true)
+        }
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The broker's `NOT_FOUND` (404) channel error.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
+}
+
+/// An exchange as the topology declares it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredExchange {
     /// Its name, e.g. `users`.
     pub name: String,
-    /// [`EXCHANGE_KIND`].
+    /// Topic for the events exchange, direct for the others.
     pub kind: ExchangeKind,
     /// Durable, not auto-deleted.
     pub options: ExchangeDeclareOptions,
+}
+
+impl DeclaredExchange {
+    fn new(name: String, kind: ExchangeKind) -> Self {
+        Self {
+            name,
+            kind,
+            options: exchange_options(),
+        }
+    }
+}
+
+/// A binding of a queue to an exchange, as the topology declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredBinding {
+    /// The source exchange.
+    pub exchange: String,
+    /// The destination queue.
+    pub queue: String,
+    /// The routing key.
+    pub routing_key: String,
+}
+
+impl DeclaredBinding {
+    fn new(exchange: &str, queue: &str, routing_key: &str) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            queue: queue.to_owned(),
+            routing_key: routing_key.to_owned(),
+        }
+    }
 }
 
 /// One queue as the topology declares it, in a form a document can be compared with.
@@ -158,14 +311,14 @@ pub struct DeclaredQueue {
 }
 
 impl DeclaredQueue {
-    fn new(name: &str, arguments: FieldTable) -> Self {
+    fn new(name: String, arguments: &FieldTable) -> Self {
         let arguments = arguments
             .inner()
             .iter()
             .map(|(key, value)| (key.to_string(), json_value(value)))
             .collect();
         Self {
-            name: name.to_owned(),
+            name,
             options: queue_options(),
             arguments,
         }
@@ -192,12 +345,28 @@ pub struct QueueNames {
     pub work: String,
     /// Where messages that will never succeed wait for a person: `<work>.dlq`.
     pub dead_letter: String,
+    /// The consumer's own direct exchange, `<work>.forward`, bound to each of its queues
+    /// with the queue's name: retry and dead-letter copies, and redriven messages, are
+    /// published through it, so the consumer's broker user may write to its own queues
+    /// only (the default exchange would let it write to any queue).
+    pub forward: String,
 }
 
 impl QueueNames {
+    /// The names that belong to the work queue `work` (prefix included), e.g. for a
+    /// redrive, which knows only the queue a message came from.
+    pub fn of_work_queue(work: &str) -> Self {
+        Self::new(work.to_owned())
+    }
+
     fn new(work: String) -> Self {
         let dead_letter = format!("{work}.dlq");
-        Self { work, dead_letter }
+        let forward = format!("{work}.forward");
+        Self {
+            work,
+            dead_letter,
+            forward,
+        }
     }
 
     /// The delay queue for one backoff step, e.g. `email.user-registered.delay.2000ms`.
@@ -206,19 +375,6 @@ impl QueueNames {
     pub fn delay_queue(&self, delay: Duration) -> String {
         format!("{}.delay.{}ms", self.work, delay.as_millis())
     }
-}
-
-/// Quorum queues: replicated on a cluster, durable on a single node, and the queue type
-/// RabbitMQ recommends for data that must not be lost.
-async fn declare_quorum(
-    channel: &Channel,
-    name: &str,
-    arguments: FieldTable,
-) -> Result<(), MessagingError> {
-    channel
-        .queue_declare(name.into(), queue_options(), quorum(arguments))
-        .await?;
-    Ok(())
 }
 
 /// Every queue survives a broker restart (a quorum queue must be durable) and outlives
@@ -238,7 +394,9 @@ fn exchange_options() -> ExchangeDeclareOptions {
     }
 }
 
-/// `arguments` plus the quorum queue type (see [`declare_quorum`]).
+/// `arguments` plus the quorum queue type: replicated on a cluster, durable on a single
+/// node, and the queue type RabbitMQ recommends for data that must not be lost (and the
+/// only replicated one RabbitMQ 4 has).
 fn quorum(mut arguments: FieldTable) -> FieldTable {
     arguments.insert("x-queue-type".into(), long_string("quorum"));
     arguments

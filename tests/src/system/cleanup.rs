@@ -1,4 +1,4 @@
-//! Removing what a system created: its queues, exchange and databases.
+//! Removing what a system created: its queues, exchanges and databases.
 //!
 //! Runs from `Drop`, which cannot await and may run inside or outside a runtime, so it
 //! does its work on a thread with a runtime of its own. Failures are ignored: cleanup
@@ -11,7 +11,7 @@ use crate::{broker::Broker, defaults};
 
 use super::{options::Service, topology::Topology};
 
-/// Deletes `topology`'s queues and exchange and drops its databases, blocking until done.
+/// Deletes `topology`'s queues and exchanges and drops its databases, blocking until done.
 /// The processes must be gone first, or a consumer would re-declare its queues.
 pub(crate) fn remove_everything(topology: Topology) {
     let cleanup = std::thread::spawn(move || {
@@ -28,7 +28,7 @@ pub(crate) fn remove_everything(topology: Topology) {
 async fn remove(topology: &Topology) {
     let broker = Broker::connect().await;
     broker
-        .delete(&topology.queue_names(), &topology.exchange())
+        .delete(&topology.queue_names(), &topology.exchange_names())
         .await;
     if let Ok(mut admin) =
         PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE)).await

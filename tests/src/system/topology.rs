@@ -91,6 +91,18 @@ impl Topology {
         names
     }
 
+    /// Every exchange of the system: the events and replay exchanges, and each
+    /// consumer's forwarding exchange.
+    pub fn exchange_names(&self) -> Vec<String> {
+        let mut names = vec![self.exchange(), format!("{}replay", self.prefix())];
+        names.extend(
+            CONSUMER_QUEUES
+                .iter()
+                .map(|consumer| format!("{}.forward", self.queue(consumer))),
+        );
+        names
+    }
+
     /// The name of the service's own database.
     pub fn database(&self, service: Service) -> String {
         format!("{}_{}", self.id, service.name())

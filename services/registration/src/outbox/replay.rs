@@ -48,7 +48,8 @@ pub enum ReplayError {
 }
 
 /// Publishes the selected, already published events, oldest first, to the queue through
-/// the default exchange (so no other consumer sees them), each confirmed. Returns how many.
+/// the replay exchange, where each consumer's work queue is bound under its own name (so
+/// no other consumer sees them), each confirmed. Returns how many.
 pub async fn replay(
     db: &PgPool,
     amqp_url: &str,
@@ -60,6 +61,8 @@ pub async fn replay(
     let publisher = connection.publisher().await?;
     // Fail clearly on a misspelt queue instead of publishing into nowhere.
     publisher.ensure_queue_exists(&queue).await?;
+    publisher.declare_replay_exchange(topology).await?;
+    let exchange = topology.replay_exchange();
 
     let mut after = 0;
     let mut replayed = 0;
@@ -69,7 +72,7 @@ pub async fn replay(
         after = last.position;
         for event in &page {
             let message = outgoing_message(event, replay_headers(event));
-            publisher.publish("", &queue, &message).await?;
+            publisher.publish(&exchange, &queue, &message).await?;
             replayed += 1;
         }
     }

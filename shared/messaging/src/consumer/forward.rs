@@ -73,7 +73,7 @@ impl Forwarding<'_> {
     }
 
     /// Publishes a copy (same body and properties, new headers) to `queue` through the
-    /// default exchange and acks the original only once the copy is confirmed. If the copy
+    /// consumer's forwarding exchange ([`crate::topology::QueueNames::forward`]) and acks the original only once the copy is confirmed. If the copy
     /// fails the original goes back to the queue.
     async fn forward(
         &self,
@@ -93,7 +93,7 @@ impl Forwarding<'_> {
             .map_or_else(String::new, |id| id.to_string());
         match publish_raw(
             self.channel,
-            "",
+            &self.names.forward,
             queue,
             &delivery.data,
             properties,

@@ -119,7 +119,11 @@ impl TestBroker {
         // Armed before anything can fail, so that whatever gets declared is removed.
         let cleanup = Cleanup {
             queues,
-            exchange: topology.exchange(),
+            exchanges: topology
+                .declared_consumer_exchanges(QUEUE)
+                .into_iter()
+                .map(|exchange| exchange.name)
+                .collect(),
             consumers: CancellationToken::new(),
         };
         let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
@@ -353,7 +357,7 @@ pub(crate) fn message_id(message: &BasicGetMessage) -> String {
         .unwrap_or_default()
 }
 
-/// Removes a test's queues and exchange when the test ends, passed or panicked.
+/// Removes a test's queues and exchanges when the test ends, passed or panicked.
 ///
 /// `Drop` cannot await and may run while the test's runtime is unwinding, so the work
 /// happens on a thread with a runtime of its own; the test waits for it. Consumers are
@@ -362,8 +366,8 @@ pub(crate) fn message_id(message: &BasicGetMessage) -> String {
 struct Cleanup {
     /// Work, DLQ and every delay queue.
     queues: Vec<String>,
-    /// The test's exchange.
-    exchange: String,
+    /// The test's events, replay and forwarding exchanges.
+    exchanges: Vec<String>,
     /// The parent of every consumer's shutdown token.
     consumers: CancellationToken,
 }
@@ -372,7 +376,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         self.consumers.cancel();
         let queues = std::mem::take(&mut self.queues);
-        let exchange = std::mem::take(&mut self.exchange);
+        let exchanges = std::mem::take(&mut self.exchanges);
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -381,15 +385,15 @@ impl Drop for Cleanup {
                 return;
             };
             runtime.block_on(async {
-                let _ = tokio::time::timeout(PATIENCE, delete(&queues, &exchange)).await;
+                let _ = tokio::time::timeout(PATIENCE, delete(&queues, &exchanges)).await;
             });
         });
         let _ = cleanup.join();
     }
 }
 
-/// Deletes `queues` and `exchange`, each on its own channel (a failed delete closes it).
-async fn delete(queues: &[String], exchange: &str) {
+/// Deletes `queues` and `exchanges`, each on its own channel (a failed delete closes it).
+async fn delete(queues: &[String], exchanges: &[String]) {
     let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
     else {
         return;
@@ -402,10 +406,13 @@ async fn delete(queues: &[String], exchange: &str) {
             let _ = channel.close(200, "deleted".into()).await;
         }
     }
-    if let Ok(channel) = connection.create_channel().await {
-        let _ = channel
-            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-            .await;
+    for exchange in exchanges {
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+            let _ = channel.close(200, "deleted".into()).await;
+        }
     }
     let _ = connection.close(200, "cleaned up".into()).await;
 }

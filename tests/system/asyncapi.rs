@@ -9,8 +9,8 @@
 //! [`ASYNCAPI_CLI`] and installed on first use under the target directory. Neither needs
 //! a broker or a database.
 //!
-//! To add an event type or a consumer, add it to [`events`] or [`subscriptions`]: the
-//! rest follows from the code.
+//! To add an event type or a consumer, add it to [`events`] or [`subscriptions`]
+//! (`catalog.rs`): the rest follows from the code.
 
 use std::{
     collections::BTreeSet,
@@ -18,7 +18,7 @@ use std::{
     process::{Command, Output},
 };
 
-use events::{Event, UserDeletedV1, UserRegisteredV1, envelope::STRUCTURED_CONTENT_TYPE};
+use events::envelope::STRUCTURED_CONTENT_TYPE;
 use lapin::ExchangeKind;
 use messaging::{
     consumer::args::ConsumerSettings,
@@ -28,75 +28,14 @@ use messaging::{
 use opentelemetry::propagation::TextMapPropagator;
 use serde_json::Value;
 
+use crate::catalog::{EventType, Subscription, events, subscriptions, workspace_root};
+
 /// The document, relative to the workspace root.
 const DOCUMENT: &str = "docs/asyncapi.yaml";
 
 /// The pinned `@asyncapi/cli` release: the last 4.x, the newest major that runs on
 /// Node.js 20 (5.x and later require Node.js 24).
 const ASYNCAPI_CLI: &str = "4.1.1";
-
-/// An event type the system publishes, as the code names it.
-#[derive(Debug, Clone, Copy)]
-struct EventType {
-    /// The CloudEvents type, routing key and AMQP `type` property, e.g. `user.registered.v1`.
-    name: &'static str,
-    /// Its committed JSON Schema, relative to the workspace root.
-    schema_path: &'static str,
-}
-
-impl EventType {
-    fn of<E: Event>() -> Self {
-        Self {
-            name: E::TYPE,
-            schema_path: E::SCHEMA_PATH,
-        }
-    }
-}
-
-/// One consuming service's work queue and the event type bound to it.
-#[derive(Debug, Clone, Copy)]
-struct Subscription {
-    /// The service, e.g. `email` (for the messages of this test only).
-    service: &'static str,
-    /// Its work queue, without a prefix, e.g. `email.user-registered`.
-    queue: &'static str,
-    /// The event type the queue is bound to.
-    event: EventType,
-}
-
-/// Every event type registration publishes. A new event type is one line here.
-fn events() -> Vec<EventType> {
-    vec![
-        EventType::of::<UserRegisteredV1>(),
-        EventType::of::<UserDeletedV1>(),
-    ]
-}
-
-/// Every (service, work queue, event type) of the system, from the services' own
-/// `SERVICE` statics (their `subscriptions`). A new consumer is one line here.
-fn subscriptions() -> Vec<Subscription> {
-    let services = [&email::SERVICE, &profile::SERVICE];
-    let events = events();
-    services
-        .iter()
-        .flat_map(|service| {
-            service.subscriptions.iter().map(|subscription| {
-                let event = events
-                    .iter()
-                    .find(|event| event.name == subscription.event_type)
-                    .copied()
-                    .unwrap_or_else(|| {
-                        panic!("{} is missing from events()", subscription.event_type)
-                    });
-                Subscription {
-                    service: service.identity.name,
-                    queue: subscription.queue,
-                    event,
-                }
-            })
-        })
-        .collect()
-}
 
 /// The document describes the exchange, every queue (work, delay and dead-letter) with
 /// the arguments the code declares it with, every header the code reads or writes, and
@@ -660,14 +599,6 @@ impl Document {
             )
         })
     }
-}
-
-/// The workspace root, where `docs/` and the schema paths start.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is inside the workspace")
-        .to_path_buf()
 }
 
 // ---------------------------------------------------------------- the CLI

@@ -12,7 +12,9 @@
 
 mod architecture;
 mod asyncapi;
+mod broker_definitions;
 mod broker_outage;
+mod catalog;
 mod contract;
 mod crash_recovery;
 mod dashboard;

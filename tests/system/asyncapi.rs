@@ -292,7 +292,10 @@ fn binding_differences(
         .map(|binding| {
             (
                 binding["exchange"].as_str().unwrap_or_default().to_owned(),
-                binding["routingKey"].as_str().unwrap_or_default().to_owned(),
+                binding["routingKey"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();

@@ -271,10 +271,17 @@ fn the_committed_definitions_are_what_the_code_declares() {
         &std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{DEFINITIONS}: {error}")),
     )
     .expect("the committed definitions are JSON");
-    let differing: Vec<&str> = ["users", "vhosts", "permissions", "exchanges", "queues", "bindings"]
-        .into_iter()
-        .filter(|section| committed[section] != generated[section])
-        .collect();
+    let differing: Vec<&str> = [
+        "users",
+        "vhosts",
+        "permissions",
+        "exchanges",
+        "queues",
+        "bindings",
+    ]
+    .into_iter()
+    .filter(|section| committed[section] != generated[section])
+    .collect();
     assert!(
         differing.is_empty() && committed == generated,
         "{DEFINITIONS} differs from what the code declares in {differing:?}; regenerate it with \
@@ -293,7 +300,11 @@ fn the_definitions_use_only_what_rabbitmq_4_accepts() {
     assert!(!queues.is_empty());
     for queue in queues {
         assert_eq!(queue["durable"], true, "transient queue {}", queue["name"]);
-        assert_eq!(queue["auto_delete"], false, "auto-delete queue {}", queue["name"]);
+        assert_eq!(
+            queue["auto_delete"], false,
+            "auto-delete queue {}",
+            queue["name"]
+        );
         assert_eq!(
             queue["arguments"]["x-queue-type"], "quorum",
             "queue {} is not a quorum queue",
@@ -301,7 +312,11 @@ fn the_definitions_use_only_what_rabbitmq_4_accepts() {
         );
     }
     for exchange in definitions["exchanges"].as_array().expect("a list") {
-        assert_eq!(exchange["durable"], true, "transient exchange {}", exchange["name"]);
+        assert_eq!(
+            exchange["durable"], true,
+            "transient exchange {}",
+            exchange["name"]
+        );
     }
     assert!(definitions.get("policies").is_none_or(|policies| {
         policies.as_array().is_none_or(|policies| {
@@ -335,7 +350,10 @@ fn each_user_may_touch_only_its_own_names() {
         "email.user-registered.forward",
         "email.user-deleted.delay.1000ms",
     ] {
-        assert!(matches(&email, own), "email may not write to {own}: {email}");
+        assert!(
+            matches(&email, own),
+            "email may not write to {own}: {email}"
+        );
     }
     for foreign in [
         "users",
@@ -346,7 +364,10 @@ fn each_user_may_touch_only_its_own_names() {
         "email.user-registeredX",
         "xemail.user-registered",
     ] {
-        assert!(!matches(&email, foreign), "email may write to {foreign:?}: {email}");
+        assert!(
+            !matches(&email, foreign),
+            "email may write to {foreign:?}: {email}"
+        );
     }
     let registration = pattern("registration", "write");
     assert!(matches(&registration, &topology.exchange()));

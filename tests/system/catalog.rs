@@ -69,7 +69,6 @@ pub(crate) fn subscriptions() -> Vec<Subscription> {
         .collect()
 }
 
-
 /// The workspace root, where `docs/`, `deploy/` and the schema paths start.
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

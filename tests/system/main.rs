@@ -22,6 +22,7 @@ mod db_outage;
 mod dead_letter;
 mod erasure;
 mod idempotency;
+mod least_privilege;
 mod load_smoke;
 mod one_trace;
 mod operations;

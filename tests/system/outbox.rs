@@ -25,7 +25,10 @@ async fn an_event_written_while_the_broker_is_unreachable_is_published_when_it_r
         .await
         .expect("proxy starts");
     let options = Options {
-        registration_amqp_url: Some(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port())),
+        amqp_urls: vec![(
+            Service::Registration,
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port()),
+        )],
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;

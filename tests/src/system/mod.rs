@@ -99,7 +99,10 @@ impl TestSystem {
             .acquire()
             .await
             .expect("the semaphore is static and never closed");
-        let topology = Topology::new(options.retry_schedule());
+        let topology = options
+            .topology
+            .clone()
+            .unwrap_or_else(|| Topology::new(options.retry_schedule()));
         let directory = binaries::directory().await;
         let log_dir = directory.join("system-tests").join(topology.id());
         let smtp = SmtpSink::start().await.expect("the SMTP sink starts");

@@ -57,13 +57,21 @@ pub enum Link {
 /// want, so a test names only the fault it is about.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Registration's AMQP URL, e.g. through a [`crate::tcp_proxy::TcpProxy`].
-    pub registration_amqp_url: Option<String>,
+    /// The system's names, when the test must know them before the services start (to
+    /// create broker users and database roles for them); a fresh random
+    /// [`super::topology::Topology`] with [`Self::retry_schedule`] if `None`.
+    pub topology: Option<super::topology::Topology>,
+    /// A service's AMQP URL instead of the local broker as guest: through a proxy the
+    /// test started itself, or as another broker user.
+    pub amqp_urls: Vec<(Service, String)>,
+    /// A service's database URL instead of its database as the superuser, e.g. as a
+    /// role of its own.
+    pub database_urls: Vec<(Service, String)>,
     /// Extra variables for every service.
     pub extra_env: Vec<(String, String)>,
     /// Put each service's broker connections behind a proxy of its own
     /// ([`super::TestSystem::proxy`] with [`Link::Amqp`]), so a test can cut publishers
-    /// and consumers separately. Takes precedence over `registration_amqp_url`.
+    /// and consumers separately. Takes precedence over `amqp_urls`.
     pub proxy_amqp: bool,
     /// Put each service's database connections behind a proxy of its own
     /// ([`Link::Postgres`]). The harness's own queries

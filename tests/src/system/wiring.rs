@@ -106,26 +106,22 @@ impl Wiring<'_> {
     }
 
     fn amqp_url(&self, service: Service) -> String {
-        match (
-            self.proxies.find(service, Link::Amqp),
-            service,
-            &self.options.registration_amqp_url,
-        ) {
-            (Some(proxy), _, _) => format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port()),
-            (None, Service::Registration, Some(url)) => url.clone(),
-            _ => defaults::AMQP_URL.to_owned(),
+        if let Some(proxy) = self.proxies.find(service, Link::Amqp) {
+            return format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
         }
+        chosen(&self.options.amqp_urls, service).unwrap_or_else(|| defaults::AMQP_URL.to_owned())
     }
 
     fn database_url(&self, service: Service) -> String {
-        match self.proxies.find(service, Link::Postgres) {
-            Some(proxy) => format!(
+        if let Some(proxy) = self.proxies.find(service, Link::Postgres) {
+            return format!(
                 "postgres://postgres@127.0.0.1:{}/{}",
                 proxy.port(),
                 self.topology.database(service)
-            ),
-            None => self.topology.database_url(service),
+            );
         }
+        chosen(&self.options.database_urls, service)
+            .unwrap_or_else(|| self.topology.database_url(service))
     }
 
     fn smtp_url(&self, service: Service) -> String {
@@ -134,4 +130,11 @@ impl Wiring<'_> {
             None => self.smtp.url(),
         }
     }
+}
+
+/// The URL a test chose for `service`, if it chose one.
+fn chosen(urls: &[(Service, String)], service: Service) -> Option<String> {
+    urls.iter()
+        .find(|(chosen, _)| *chosen == service)
+        .map(|(_, url)| url.clone())
 }

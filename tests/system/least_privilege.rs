@@ -8,8 +8,9 @@
 //! test also shows that RabbitMQ accepts the definitions, and that the services'
 //! declarations agree with them: a queue declared with other arguments than the
 //! definitions' would close the consumer's channel with `PRECONDITION_FAILED`). The
-//! database roles are made as `deploy/postgres/init.sql` makes them: one login role per
-//! service owning its database, no `CONNECT` for anyone else.
+//! database roles are made by the statements of `deploy/postgres/service-role.sql`, which
+//! the compose PostgreSQL runs at its first start: one login role per service owning its
+//! database, no `CONNECT` for anyone else.
 //!
 //! `RABBITMQCTL` names the command (default `rabbitmqctl`, as on this machine; with the
 //! compose broker, `docker compose exec -T rabbitmq rabbitmqctl`).
@@ -36,7 +37,10 @@ use system_tests::{
     system::{Options, Service, TestSystem, Topology},
 };
 
-use crate::broker_definitions::{BrokerUser, Role, definitions, users};
+use crate::{
+    broker_definitions::{BrokerUser, Role, definitions, users},
+    catalog::workspace_root,
+};
 
 /// Every service runs as its own broker user and database role: sign-ups flow, a retry
 /// and a redrive go through the consumer's own forwarding exchange, a replay through the
@@ -353,22 +357,19 @@ struct DatabaseRoles {
 }
 
 impl DatabaseRoles {
-    /// For each service: a login role `<id>_<service>_role`, its database created owned by
-    /// it, and `CONNECT` on that database revoked from everyone else, as
-    /// `deploy/postgres/init.sql` does.
+    /// For each service, the statements of `deploy/postgres/service-role.sql`: a login
+    /// role named like the service's database (`<id>_<service>`), the database created
+    /// owned by it, and `CONNECT` on it revoked from everyone else.
     async fn create(topology: &Topology) -> Self {
         let guard = Self {
             prefix: topology.id().to_owned(),
         };
+        let path = workspace_root().join("deploy/postgres/service-role.sql");
+        let script = std::fs::read_to_string(&path).expect("deploy/postgres/service-role.sql");
         let mut admin = superuser().await;
         for service in Service::ALL {
             let role = guard.role(service);
-            let database = topology.database(service);
-            for statement in [
-                format!("create role \"{role}\" login password '{role}-password'"),
-                format!("create database \"{database}\" owner \"{role}\""),
-                format!("revoke connect, temporary on database \"{database}\" from public"),
-            ] {
+            for statement in psql_statements(&script, &role, &password(&role)) {
                 sqlx::query(sqlx::AssertSqlSafe(statement))
                     .execute(&mut admin)
                     .await
@@ -378,15 +379,17 @@ impl DatabaseRoles {
         guard
     }
 
+    /// The role, and so the database, of `service` (`Topology::database`'s name).
     fn role(&self, service: Service) -> String {
-        format!("{}_{}_role", self.prefix, service.name())
+        format!("{}_{}", self.prefix, service.name())
     }
 
     /// `service`'s database URL, as its own role.
     fn url(&self, topology: &Topology, service: Service) -> String {
         let role = self.role(service);
         format!(
-            "postgres://{role}:{role}-password@{}/{}",
+            "postgres://{role}:{}@{}/{}",
+            password(&role),
             defaults::POSTGRES_ADDR,
             topology.database(service)
         )
@@ -397,7 +400,8 @@ impl DatabaseRoles {
     async fn connect_as(&self, topology: &Topology, service: Service, foreign: Service) -> String {
         let role = self.role(service);
         let url = format!(
-            "postgres://{role}:{role}-password@{}/{}",
+            "postgres://{role}:{}@{}/{}",
+            password(&role),
             defaults::POSTGRES_ADDR,
             topology.database(foreign)
         );
@@ -440,6 +444,31 @@ impl Drop for DatabaseRoles {
         });
         let _ = cleanup.join();
     }
+}
+
+/// A test role's password. The local server trusts every local connection, so it is
+/// not checked here; the compose server checks it (scram-sha-256).
+fn password(role: &str) -> String {
+    format!("{role}-password")
+}
+
+/// The statements of a psql script with its `:"role"` and `:'password'` variables
+/// substituted (quoted as psql quotes them), comments dropped, split at `;`. Enough for
+/// `service-role.sql`, whose values hold no quote.
+fn psql_statements(script: &str, role: &str, password: &str) -> Vec<String> {
+    assert!(!role.contains('"') && !password.contains('\''));
+    let text: String = script
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(":\"role\"", &format!("\"{role}\""))
+        .replace(":'password'", &format!("'{password}'"));
+    text.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn superuser() -> PgConnection {

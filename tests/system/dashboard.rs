@@ -186,12 +186,35 @@ async fn every_metric_on_the_dashboard_and_in_the_alerts_is_exported_by_a_servic
     )
     .await;
 
-    let prometheus = repository_file("deploy/prometheus/prometheus.yml");
-    for target in ["registration:8080", "email:8081", "profile:8082"] {
-        assert!(prometheus.contains(target), "Prometheus scrapes {target}");
-    }
-    assert!(
-        prometheus.contains("/etc/prometheus/alerts.yml"),
+    let prometheus: serde_json::Value =
+        serde_norway::from_str(&repository_file("deploy/prometheus/prometheus.yml"))
+            .expect("prometheus.yml is YAML");
+    let scraped: BTreeSet<(String, u64)> = prometheus["scrape_configs"][0]["dns_sd_configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|config| {
+            (
+                config["names"][0].as_str().unwrap_or_default().to_owned(),
+                config["port"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let services = [
+        registration::config::IDENTITY,
+        email::SERVICE.identity,
+        profile::SERVICE.identity,
+    ];
+    let expected: BTreeSet<(String, u64)> = services
+        .iter()
+        .map(|identity| (identity.name.to_owned(), u64::from(identity.default_port)))
+        .collect();
+    assert_eq!(
+        scraped, expected,
+        "Prometheus discovers every instance of each service by DNS, on its port"
+    );
+    assert_eq!(
+        prometheus["rule_files"][0], "/etc/prometheus/alerts.yml",
         "Prometheus loads the alert rules"
     );
     let datasources = repository_file("deploy/grafana/provisioning/datasources/datasources.yml");

@@ -15,6 +15,7 @@ mod asyncapi;
 mod broker_definitions;
 mod broker_outage;
 mod catalog;
+mod compose;
 mod contract;
 mod crash_recovery;
 mod dashboard;

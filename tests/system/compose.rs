@@ -45,10 +45,11 @@ fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 
-/// Every published port is bound to 127.0.0.1, and the consumers publish a port range,
-/// so that `docker compose up --scale email=2` finds a host port for each instance.
+/// Every published port is bound to 127.0.0.1; the services publish none, so
+/// `docker compose up --scale email=2` has no port to clash on: the gateway publishes
+/// 8080–8082 and forwards each to its service by name (all its instances).
 #[test]
-fn every_port_is_local_and_the_consumers_can_scale() {
+fn every_port_is_local_and_the_services_can_scale_behind_the_gateway() {
     let compose = compose();
     let services = compose["services"].as_mapping().expect("services");
     for (name, service) in services {
@@ -60,17 +61,34 @@ fn every_port_is_local_and_the_consumers_can_scale() {
             );
         }
     }
-    for name in ["email", "profile"] {
-        let ports = compose["services"][name]["ports"]
-            .as_sequence()
-            .expect("ports");
-        for port in ports {
-            let host = text(port).split(':').nth(1).unwrap_or_default();
-            assert!(
-                host.contains('-'),
-                "{name}: host port {host} is fixed, so a second instance cannot start"
-            );
-        }
+    let gateway = std::fs::read_to_string(workspace_root().join("deploy/gateway/nginx.conf"))
+        .expect("nginx.conf");
+    let published: Vec<&str> = compose["services"]["gateway"]["ports"]
+        .as_sequence()
+        .expect("the gateway publishes ports")
+        .iter()
+        .map(text)
+        .collect();
+    let identities = [
+        registration::config::IDENTITY,
+        email::SERVICE.identity,
+        profile::SERVICE.identity,
+    ];
+    for identity in identities {
+        let (name, port) = (identity.name, identity.default_port);
+        assert!(
+            compose["services"][name]["ports"].is_null(),
+            "{name} publishes a port of its own, so a second instance would clash"
+        );
+        assert!(
+            published.contains(&format!("127.0.0.1:{port}:{port}").as_str()),
+            "the gateway does not publish {port} for {name}"
+        );
+        assert!(
+            gateway.contains(&format!("listen {port};"))
+                && gateway.contains(&format!("{name}:{port};")),
+            "deploy/gateway/nginx.conf does not forward {port} to {name}:{port}"
+        );
     }
 }
 
@@ -159,7 +177,8 @@ fn each_service_logs_in_as_the_user_the_definitions_and_the_init_script_create()
             .strip_prefix("/run/secrets/")
             .expect("a secret");
         let file = text(&compose["secrets"][secret]["file"]);
-        let password = std::fs::read_to_string(workspace_root().join(file)).expect("secret");
+        let password = std::fs::read_to_string(workspace_root().join(file))
+            .unwrap_or_else(|error| panic!("secret {secret} ({file:?}): {error}"));
         let user = definitions["users"]
             .as_array()
             .expect("users")

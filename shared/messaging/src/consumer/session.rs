@@ -146,7 +146,7 @@ async fn subscribe_context<E: Event, H: Handler<E>>(
 ) -> Result<DeliveryContext<H>, MessagingError> {
     let channel = confirm_channel(connection).await?;
     channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .basic_qos(config.prefetch, per_consumer_qos())
         .await?;
     let names = config
         .topology
@@ -160,6 +160,12 @@ async fn subscribe_context<E: Event, H: Handler<E>>(
         trace_mode: config.trace_mode,
         handler,
     })
+}
+
+/// The prefetch applies to each consumer on the channel, not to the channel as a whole:
+/// RabbitMQ 4 deprecates global QoS (quorum queues never supported it).
+fn per_consumer_qos() -> BasicQosOptions {
+    BasicQosOptions { global: false }
 }
 
 impl<H> DeliveryContext<H> {
@@ -240,4 +246,14 @@ async fn queue_depth(channel: &Channel, queue: &str) -> Option<u32> {
         .queue_declare(queue.into(), passive, FieldTable::default())
         .await;
     declared.ok().map(|queue| queue.message_count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefetch_is_per_consumer_as_rabbitmq_4_wants() {
+        assert!(!per_consumer_qos().global);
+    }
 }

@@ -44,7 +44,8 @@ use crate::{
 
 /// Every service runs as its own broker user and database role: sign-ups flow, a retry
 /// and a redrive go through the consumer's own forwarding exchange, a replay through the
-/// replay exchange; and each forbidden operation is refused by the server.
+/// replay exchange; no log line holds a password; and each forbidden operation is
+/// refused by the server.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_service_runs_with_only_its_own_rights_and_the_servers_refuse_the_rest() {
     let topology = Topology::new(Options::default().retry_schedule());
@@ -60,6 +61,8 @@ async fn each_service_runs_with_only_its_own_rights_and_the_servers_refuse_the_r
             .iter()
             .map(|service| (*service, roles.url(&topology, *service)))
             .collect(),
+        // The definitions declare the producer's exchanges; the consumers may not.
+        extra_env: vec![("DECLARE_SHARED_EXCHANGES".to_owned(), "false".to_owned())],
         ..Options::default()
     };
     let system = TestSystem::start_with(options).await;
@@ -96,6 +99,35 @@ async fn each_service_runs_with_only_its_own_rights_and_the_servers_refuse_the_r
         .run_ok(&["replay", "--to-queue", "profile.user-registered"])
         .await;
     assert!(replayed.starts_with("replayed 3 events"), "{replayed}");
+
+    // No password in any log line: every URL the services were given holds one.
+    let passwords: Vec<String> = Service::ALL
+        .iter()
+        .flat_map(|service| {
+            [
+                broker_users.user(*service).password.clone(),
+                password(&roles.role(*service)),
+            ]
+        })
+        .collect();
+    let mut lines = 0;
+    for entry in std::fs::read_dir(system.log_dir()).expect("the services' logs") {
+        let path = entry.expect("a log file").path();
+        let log = std::fs::read_to_string(&path).expect("a readable log");
+        lines += log.lines().count();
+        for secret in &passwords {
+            assert!(
+                !log.contains(secret.as_str()),
+                "{} logs a password",
+                path.display()
+            );
+        }
+    }
+    println!(
+        "{lines} log lines, none with any of the {} passwords",
+        passwords.len()
+    );
+    assert!(lines > 10, "the services logged what they did");
 
     // Refused, by the broker.
     let names = BrokerTopology::new(topology.prefix());

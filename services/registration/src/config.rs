@@ -6,7 +6,7 @@ use service_kit::{
     secrets::{ResolveSecrets, SecretError},
 };
 
-use crate::outbox::replay::ReplayArgs;
+use crate::{http::rate_limit::RateLimitSettings, outbox::replay::ReplayArgs};
 
 /// Registration's name, what it does and its default port.
 pub const IDENTITY: ServiceIdentity =
@@ -23,6 +23,9 @@ pub struct Config {
     /// The relay and the event log.
     #[command(flatten)]
     pub outbox: OutboxSettings,
+    /// The per-client limit on sign-ups.
+    #[command(flatten)]
+    pub rate_limit: RateLimitSettings,
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,

@@ -7,7 +7,7 @@ use service_kit::{app::App, ops_http::Readiness, postgres, retention};
 
 use crate::{
     config::{Config, IDENTITY},
-    http::{self, AppState},
+    http::{self, AppState, rate_limit::SignUpRateLimit},
     outbox::{self, Relay, RelayWakeUp},
     sign_ups::SignUps,
     store,
@@ -47,8 +47,17 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     ];
     let cleanup_interval = config.outbox.cleanup_interval();
     let (backlog_db, retention_db) = (db.clone(), db.clone());
+    let rate_limit = SignUpRateLimit::new(&config.rate_limit);
+    let app = match rate_limit.clone() {
+        Some(limit) => app.task(move |shutdown| limit.forget_idle_clients(shutdown)),
+        None => app,
+    };
     Ok(app
-        .api(http::router(state, config.max_concurrent_requests))
+        .api(http::router(
+            state,
+            config.max_concurrent_requests,
+            rate_limit,
+        ))
         .ops(Readiness::new(db, status))
         .task(move |shutdown| relay.run(shutdown))
         .task(move |shutdown| outbox::report_backlog(backlog_db, shutdown))

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use lapin::{
-    Channel, Connection, ErrorKind, ExchangeKind,
+    Channel, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
@@ -102,7 +102,7 @@ impl Topology {
     }
 
     /// The exchanges a consumer of `queue` needs: the events exchange and the replay
-    /// exchange (which it binds to, and declares only when missing, see
+    /// exchange (which it binds to, and may declare, see
     /// [`Self::declare_consumer_queues`]), then its own forwarding exchange.
     pub fn declared_consumer_exchanges(&self, queue: &str) -> Vec<DeclaredExchange> {
         vec![
@@ -121,24 +121,24 @@ impl Topology {
     /// ([`Self::declared_queues`]) and their bindings ([`Self::declared_bindings`]), the
     /// work queue bound to the events exchange with `routing_key`. Returns the names.
     ///
-    /// The events and replay exchanges belong to the producer. A consumer only checks
-    /// that they exist (a passive declare, on a scratch channel since a failed one closes
-    /// its channel), and declares them only when they are missing: on a broker with the
-    /// project's definitions loaded they always exist, so a consumer's broker user needs
-    /// no right to change (or delete) them; on a bare development broker, whoever comes
-    /// first creates them.
+    /// The events and replay exchanges belong to the producer; with `declare_shared` the
+    /// consumer declares them too (idempotent), so that whoever starts first on a bare
+    /// broker creates them. Without it the consumer takes them as given: where the
+    /// broker's definitions declare them, its user needs no right to change them (which in
+    /// RabbitMQ includes deleting them). There is no quiet way to ask whether an exchange
+    /// exists: a passive declare of a missing one closes the channel, which lapin logs as
+    /// an error.
     pub(crate) async fn declare_consumer_queues(
         &self,
-        connection: &Connection,
         channel: &Channel,
         queue: &str,
         routing_key: &str,
         retry: &RetryPolicy,
+        declare_shared: bool,
     ) -> Result<QueueNames, MessagingError> {
-        for shared in [self.declared_exchange(), self.declared_replay_exchange()] {
-            if !exchange_exists(connection, &shared.name).await? {
-                declare(channel, &shared).await?;
-            }
+        if declare_shared {
+            declare(channel, &self.declared_exchange()).await?;
+            declare(channel, &self.declared_replay_exchange()).await?;
         }
         declare(channel, &self.forward_exchange(queue)).await?;
         for (name, arguments) in self.consumer_queues(queue, retry) {
@@ -222,38 +222,6 @@ async fn declare(channel: &Channel, exchange: &DeclaredExchange) -> Result<(), M
         )
         .await?;
     Ok(())
-}
-
-/// Whether exchange `name` exists, asked with a passive declare, which needs no right on
-/// the exchange. The broker answers a missing one by closing the channel, hence a scratch
-/// channel.
-async fn exchange_exists(connection: &Connection, name: &str) -> Result<bool, MessagingError> {
-    let scratch = connection.create_channel().await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    match scratch
-        .exchange_declare(
-            name.into(),
-            ExchangeKind::Direct,
-            passive,
-            FieldTable::default(),
-        )
-        .await
-    {
-        Ok(()) => {
-            scratch.close(200, "checked".into()).await?;
-            Ok(true)
-        }
-        Err(error) if is_not_found(&error) => Ok(false),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// The broker's `NOT_FOUND` (404) channel error.
-fn is_not_found(error: &lapin::Error) -> bool {
-    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
 /// An exchange as the topology declares it.

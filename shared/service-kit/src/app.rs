@@ -4,15 +4,22 @@
 
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 
-use axum::{Router, middleware};
+use axum::{Router, http::StatusCode, middleware};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::{
     config::ServiceArgs,
     ops_http::{self, Readiness},
     trace_http,
 };
+
+/// The longest any API request may take: after this it is answered `408 Request Timeout`
+/// instead of holding its connection (and a slot of the service) while a client waits
+/// for ever. Longer than a database acquire timeout (`DATABASE_ACQUIRE_TIMEOUT_MS`, 5 s by
+/// default), so an unreachable database is still answered with its own 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a service could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +144,16 @@ impl App {
     }
 
     /// Adds the service's API routes, each request in a server span that continues the
-    /// caller's trace and answers with `traceresponse` ([`trace_http::layer`]).
+    /// caller's trace and answers with `traceresponse` ([`trace_http::layer`]), and
+    /// answered `408` after [`REQUEST_TIMEOUT`] rather than left hanging.
     pub fn api(mut self, routes: Router) -> Self {
         trace_http::describe_metrics();
-        let traced = routes.layer(middleware::from_fn(trace_http::layer));
+        let traced = routes
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ))
+            .layer(middleware::from_fn(trace_http::layer));
         self.router = self.router.merge(traced);
         self
     }
@@ -181,6 +194,9 @@ impl App {
             tracker.spawn(task(shutdown.clone()));
         }
         let router = crate::problem::for_the_framework(self.router);
+        // With each connection's peer address, for what limits per client (registration's
+        // sign-up rate limit reads it as `ConnectInfo`).
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;

@@ -195,6 +195,7 @@ impl ConsumerService {
                     prefetch: settings.prefetch,
                     retry: settings.retry_policy(),
                     trace_mode: settings.trace_mode,
+                    declare_shared_exchanges: settings.declare_shared_exchanges,
                 })
             })
             .collect();

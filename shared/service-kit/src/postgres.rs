@@ -2,7 +2,7 @@ use std::{str::FromStr, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 use sqlx::{
-    AssertSqlSafe, Connection, PgConnection, PgPool,
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool,
     migrate::{MigrateError, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -70,7 +70,14 @@ async fn ensure_database_exists(options: &PgConnectOptions) -> Result<(), Databa
         .get_database()
         .ok_or_else(|| DatabaseError::InvalidUrl("no database name in the URL".to_owned()))?
         .to_owned();
-    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    // Without sqlx's statement log: `create database` can take over its one-second "slow
+    // statement" threshold on a busy server, which it would report as a WARN at every
+    // first start; this function logs what it did itself.
+    let admin_options = options
+        .clone()
+        .database("postgres")
+        .disable_statement_logging();
+    let mut admin = PgConnection::connect_with(&admin_options).await?;
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
             .bind(&name)

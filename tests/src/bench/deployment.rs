@@ -178,6 +178,8 @@ impl Deployment {
             ("OTEL_SERVICE_NAME", service.name().to_owned()),
             ("RETRY_INITIAL_DELAY_MS", RETRY.initial_delay_ms.to_string()),
             ("RETRY_MAX_ATTEMPTS", RETRY.max_attempts.to_string()),
+            // The load comes from one address: the per-client limit would measure itself.
+            ("SIGN_UP_RATE_LIMIT_PER_SECOND", "0".to_owned()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))

@@ -2,9 +2,8 @@
 
 mod error;
 mod idempotency;
+pub mod rate_limit;
 mod users;
-
-use std::time::Duration;
 
 use axum::{
     BoxError, Router,
@@ -19,7 +18,6 @@ use service_kit::{
 };
 use sqlx::PgPool;
 use tower::ServiceBuilder;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,9 +28,6 @@ use crate::{outbox::RelayWakeUp, sign_ups::SignUps};
 /// Largest accepted request body. A sign-up is a few hundred bytes; anything near this is
 /// a mistake or an attack, and is answered 413 before it is read into memory.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// A request that takes longer than this is answered 408 rather than left hanging.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the handlers share. Cheap to clone: handles to a pool, a task and an `Arc`.
 #[derive(Debug, Clone)]
@@ -47,25 +42,34 @@ pub struct AppState {
     pub relay_wake: RelayWakeUp,
 }
 
-/// The API routes with load shedding, a body limit and a timeout (the skeleton adds the
-/// request tracing around them, and the operational routes beside them).
+/// The API routes with a per-client sign-up limit, load shedding and a body limit (the
+/// skeleton adds the request tracing and the timeout around them, and the operational
+/// routes beside them).
 ///
-/// At most `max_in_flight` requests are handled at once; beyond that a request is
-/// answered 503 with `Retry-After` at once rather than queued, so a burst cannot pile up
-/// unbounded work (and memory) behind a slow database.
-pub fn router(state: AppState, max_in_flight: usize) -> Router {
+/// A client over `rate_limit` is answered 429 before anything else is done for it
+/// ([`rate_limit`]). At most `max_in_flight` requests are handled at once; beyond that a
+/// request is answered 503 with `Retry-After` at once rather than queued, so a burst
+/// cannot pile up unbounded work (and memory) behind a slow database.
+pub fn router(
+    state: AppState,
+    max_in_flight: usize,
+    rate_limit: Option<rate_limit::SignUpRateLimit>,
+) -> Router {
     let shed_load = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()
         .concurrency_limit(max_in_flight);
     users::describe_metrics();
-    service_kit::openapi::serve_document(api(), state)
+    let router = service_kit::openapi::serve_document(api(), state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(shed_load)
+        .layer(shed_load);
+    match rate_limit {
+        Some(limit) => router.layer(axum::middleware::from_fn_with_state(
+            limit,
+            rate_limit::limit_sign_ups,
+        )),
+        None => router,
+    }
 }
 
 /// Registration's OpenAPI document (served at `/openapi.json`, committed as

@@ -38,6 +38,11 @@ pub(super) fn describe_metrics() {
     metrics::counter!("users_registered_total").increment(0);
     metrics::describe_counter!("users_erased_total", "Users erased at their request.");
     metrics::counter!("users_erased_total").increment(0);
+    metrics::describe_counter!(
+        "sign_ups_rate_limited_total",
+        "Sign-ups answered 429: their client was over SIGN_UP_RATE_LIMIT_PER_SECOND."
+    );
+    metrics::counter!("sign_ups_rate_limited_total").increment(0);
 }
 
 /// The sign-up body. Fields are optional here so that a missing one is reported by our
@@ -119,6 +124,8 @@ impl From<User> for UserResponse {
         (status = 413, description = "the body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing, of the wrong type or breaks its rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "this client signed up more often than SIGN_UP_RATE_LIMIT_PER_SECOND allows (after a burst of SIGN_UP_RATE_LIMIT_BURST); retry after the seconds in Retry-After", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "seconds until the next sign-up is allowed"))),
         (status = 500, response = InternalError),
         (status = 503, response = Unavailable),
     )

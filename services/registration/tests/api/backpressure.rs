@@ -44,7 +44,7 @@ async fn a_saturated_api_answers_503_with_retry_after() {
         db,
         relay_wake: RelayWakeUp::default(),
     };
-    let app = router(state, 1);
+    let app = router(state, 1, None);
 
     let stuck = tokio::spawn(app.clone().oneshot(sign_up()));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -86,6 +86,7 @@ async fn an_unreachable_database_is_a_503_with_retry_after() {
             relay_wake: RelayWakeUp::default(),
         },
         8,
+        None,
     );
 
     let response = app.oneshot(sign_up()).await.expect("infallible");

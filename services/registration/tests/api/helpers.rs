@@ -26,12 +26,19 @@ pub(crate) struct TestApp {
 }
 
 /// Builds registration with a random database and topology prefix, runs it, and waits
-/// until `/readyz` says 200 (database migrated, relay connected, exchange declared).
+/// until `/readyz` says 200 (database migrated, relay connected, exchange declared). The
+/// sign-up rate limit is off: the tests sign up many users from one address.
 pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(&["--sign-up-rate-limit-per-second", "0"]).await
+}
+
+/// [`spawn_app`] with `flags` added to the test's own, e.g. a rate limit.
+pub(crate) async fn spawn_app_with(flags: &[&str]) -> TestApp {
     install_tracing();
     let isolation = Isolation::new();
-    let config = Config::try_parse_from(isolation.service_args("registration"))
-        .expect("the test configuration parses");
+    let mut args = isolation.service_args("registration");
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    let config = Config::try_parse_from(args).expect("the test configuration parses");
     let app = registration::startup::build(config)
         .await
         .expect("registration builds against the local PostgreSQL");
@@ -74,6 +81,11 @@ impl TestApp {
             .send()
             .await
             .expect("registration answers")
+    }
+
+    /// The app's base URL and its HTTP client, for a request the helpers do not build.
+    pub(crate) fn http(&self) -> (&reqwest::Client, String) {
+        (self.app.http(), self.app.url("/users"))
     }
 
     /// `GET` a path, e.g. the `Location` a sign-up answered with.

@@ -8,6 +8,7 @@ mod erasure;
 mod helpers;
 mod idempotency;
 mod openapi;
+mod rate_limit;
 mod sign_ups;
 mod trace_context;
 mod users;

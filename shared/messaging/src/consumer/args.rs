@@ -45,6 +45,17 @@ pub struct ConsumerSettings {
     /// trace linked to it. Redriven and replayed messages always get a link.
     #[arg(long, env = "CONSUMER_TRACE_MODE", value_enum, default_value_t = TraceMode::Child)]
     pub trace_mode: TraceMode,
+    /// Declare the producer's exchanges (`users`, `replay`) if they are missing, so that
+    /// a consumer started first on a bare broker can bind its queues. `false` where the
+    /// broker's definitions declare them and the service's broker user may not (the
+    /// compose stack): declaring needs the right to delete too.
+    #[arg(
+        long,
+        env = "DECLARE_SHARED_EXCHANGES",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub declare_shared_exchanges: bool,
 }
 
 impl ConsumerSettings {

@@ -66,6 +66,9 @@ pub struct ConsumerConfig {
     pub retry: RetryPolicy,
     /// How the processing span relates to the producer's span.
     pub trace_mode: TraceMode,
+    /// Whether to declare the producer's exchanges too (see
+    /// [`args::ConsumerSettings::declare_shared_exchanges`]).
+    pub declare_shared_exchanges: bool,
 }
 
 /// How a consumer's processing span relates to the span that published the message.

@@ -150,7 +150,13 @@ async fn subscribe_context<E: Event, H: Handler<E>>(
         .await?;
     let names = config
         .topology
-        .declare_consumer_queues(connection, &channel, config.queue, E::TYPE, &config.retry)
+        .declare_consumer_queues(
+            &channel,
+            config.queue,
+            E::TYPE,
+            &config.retry,
+            config.declare_shared_exchanges,
+        )
         .await?;
     Ok(DeliveryContext {
         channel,

@@ -170,6 +170,7 @@ impl TestBroker {
             prefetch,
             retry: self.retry.clone(),
             trace_mode: TraceMode::Child,
+            declare_shared_exchanges: true,
         };
         let status = BrokerStatus::default();
         let shutdown = self.cleanup.consumers.child_token();

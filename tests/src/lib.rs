@@ -23,8 +23,8 @@
 //! - [`effects`]: counting what a system did (rows, mails, queues), and the marker check;
 //! - [`eventually`]: polling until something happens, failing the test when it does not;
 //! - [`burst`]: a burst of sign-ups that runs while a test breaks things;
-//! - [`smtp_sink`], [`otlp_sink`], [`tcp_proxy`]: the SMTP server, OTLP receiver and
-//!   proxies the tests own;
+//! - [`smtp_sink`], [`otlp_sink`], [`tcp_proxy`], [`tls_terminator`]: the SMTP server,
+//!   OTLP receiver, proxies and TLS endpoints the tests own;
 //! - [`binaries`], [`process`], [`broker`]: building and running the service binaries,
 //!   and talking to RabbitMQ directly;
 //! - [`load`]: the load generator (the `load` tool), [`bench`]: the benchmark (the
@@ -46,6 +46,7 @@ pub mod procfs;
 pub mod smtp_sink;
 pub mod system;
 pub mod tcp_proxy;
+pub mod tls_terminator;
 
 /// The local servers the tests (and the services' defaults) use.
 pub mod defaults {

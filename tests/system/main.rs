@@ -36,3 +36,4 @@ mod scaling;
 mod shutdown_under_load;
 mod sign_up_flow;
 mod smtp_outage;
+mod tls;

@@ -39,10 +39,13 @@ impl BrokerStatus {
     }
 }
 
-/// Opens one connection, named so that it can be told apart in the management UI.
+/// Opens one connection, named so that it can be told apart in the management UI, with
+/// the TLS settings the URL carries ([`crate::tls`]).
 async fn connect(url: &str, name: &str) -> Result<Connection, MessagingError> {
     let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
-    Ok(Connection::connect(url, properties).await?)
+    let endpoint = crate::tls::endpoint(url)?;
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_with_config(&endpoint.url, properties, endpoint.tls, runtime).await?)
 }
 
 /// An open connection to the broker, in this crate's vocabulary: what a service or tool

@@ -5,6 +5,10 @@ pub enum MessagingError {
     /// The AMQP connection or channel failed (network, broker shutdown, protocol error).
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
+    /// The TLS settings in the AMQP URL cannot be used (an unreadable certificate file,
+    /// a client certificate without its key).
+    #[error("AMQP TLS settings: {0}")]
+    Tls(String),
     /// The connection ended without reporting an error.
     #[error("the broker connection closed")]
     ConnectionClosed,

@@ -33,6 +33,8 @@ pub mod outcome;
 pub mod publisher;
 /// The backoff schedule and the attempt counter in the headers.
 pub mod retry;
+/// TLS settings carried in the AMQP URL (`cacertfile`, `certfile`, `keyfile`).
+mod tls;
 /// Exchange, work queues, delay queues and dead-letter queues, by name.
 pub mod topology;
 mod trace_context;

@@ -33,7 +33,7 @@ pub use self::{
     ops::Ops,
     options::{
         CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, RETRY_INITIAL_DELAY_MS,
-        RETRY_MAX_ATTEMPTS, RetrySchedule, Service,
+        RETRY_MAX_ATTEMPTS, RetrySchedule, Service, TestTls,
     },
     processes::Processes,
     tools::Tool,
@@ -210,6 +210,16 @@ impl TestSystem {
                 service.name()
             )
         })
+    }
+
+    /// How many TLS handshakes the broker's and the SMTP server's TLS endpoints completed
+    /// (`Options::tls`).
+    pub fn tls_handshakes(&self) -> (u64, u64) {
+        let tls = self
+            .proxies
+            .tls()
+            .expect("no TLS endpoints: set Options::tls");
+        (tls.amqp.handshakes(), tls.smtp.handshakes())
     }
 
     /// What a sign-up burst needs to run on its own task while the test breaks things:

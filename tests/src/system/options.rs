@@ -53,6 +53,18 @@ pub enum Link {
     Smtp,
 }
 
+/// A CA and a server certificate signed by it (PEM files, from
+/// `deploy/tls/generate.sh`), for [`Options::tls`].
+#[derive(Debug, Clone)]
+pub struct TestTls {
+    /// The CA the services are told to trust (`cacertfile=`).
+    pub ca: std::path::PathBuf,
+    /// The certificate chain the TLS endpoints present, valid for `localhost`.
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    pub key: std::path::PathBuf,
+}
+
 /// Knobs a test can turn before the services start; the defaults are what most tests
 /// want, so a test names only the fault it is about.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +94,11 @@ pub struct Options {
     /// disabled proxy is an SMTP server that is down, as opposed to
     /// [`crate::smtp_sink::SmtpSink::set_accepting`], a server that is up but refuses.
     pub proxy_smtp: bool,
+    /// Every service reaches RabbitMQ, and email its SMTP server, over TLS: through a
+    /// [`crate::tls_terminator::TlsTerminator`] presenting `cert`, with `cacertfile=ca`
+    /// in its `amqps://` and `smtps://` URLs. [`Self::proxy_amqp`] and
+    /// [`Self::proxy_smtp`] take precedence.
+    pub tls: Option<TestTls>,
     /// The consumers' first retry delay; [`RETRY_INITIAL_DELAY_MS`] if `None`.
     pub retry_initial_delay_ms: Option<u64>,
     /// The consumers' attempts in all; [`RETRY_MAX_ATTEMPTS`] if `None`. A test whose

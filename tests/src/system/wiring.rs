@@ -5,17 +5,35 @@
 //! service gets depends only on the options, the names and the proxies, and a restart
 //! reuses the environment computed here.
 
-use crate::{defaults, otlp_sink::OtlpSink, smtp_sink::SmtpSink, tcp_proxy::TcpProxy};
+use crate::{
+    defaults, otlp_sink::OtlpSink, smtp_sink::SmtpSink, tcp_proxy::TcpProxy,
+    tls_terminator::TlsTerminator,
+};
 
 use super::{
-    options::{CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, Service},
+    options::{CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, Service, TestTls},
     topology::Topology,
 };
 
 /// The proxies [`Options`] asked for, one per service and link, so a test can cut one
-/// service's path to one server without touching the others.
+/// service's path to one server without touching the others; and the TLS endpoints in
+/// front of the broker and the SMTP server, if [`Options::tls`] asked for them.
 #[derive(Debug, Default)]
-pub(super) struct Proxies(Vec<(Service, Link, TcpProxy)>);
+pub(super) struct Proxies {
+    cuttable: Vec<(Service, Link, TcpProxy)>,
+    tls: Option<TlsEndpoints>,
+}
+
+/// TLS in front of RabbitMQ and in front of the SMTP server, and the CA to trust.
+#[derive(Debug)]
+pub(super) struct TlsEndpoints {
+    /// The files the endpoints were started with.
+    pub(super) files: TestTls,
+    /// In front of the local RabbitMQ, for every service.
+    pub(super) amqp: TlsTerminator,
+    /// In front of the test's SMTP server, for the email service.
+    pub(super) smtp: TlsTerminator,
+}
 
 impl Proxies {
     /// Starts one proxy for every service and link the options want proxied; the SMTP
@@ -48,12 +66,38 @@ impl Proxies {
                 }
             }
         }
-        Self(proxies)
+        let tls = match &options.tls {
+            Some(files) => {
+                let terminator = |upstream: String| {
+                    let upstream = upstream.parse().expect("a socket address");
+                    TlsTerminator::start(upstream, &files.cert, &files.key)
+                };
+                Some(TlsEndpoints {
+                    files: files.clone(),
+                    amqp: terminator(defaults::AMQP_ADDR.to_owned())
+                        .await
+                        .expect("the AMQP TLS endpoint starts"),
+                    smtp: terminator(smtp.addr().to_string())
+                        .await
+                        .expect("the SMTP TLS endpoint starts"),
+                })
+            }
+            None => None,
+        };
+        Self {
+            cuttable: proxies,
+            tls,
+        }
+    }
+
+    /// The TLS endpoints, if the options asked for TLS.
+    pub(super) fn tls(&self) -> Option<&TlsEndpoints> {
+        self.tls.as_ref()
     }
 
     /// The proxy between `service` and the server behind `link`, if there is one.
     pub(super) fn find(&self, service: Service, link: Link) -> Option<&TcpProxy> {
-        self.0
+        self.cuttable
             .iter()
             .find(|(s, l, _)| *s == service && *l == link)
             .map(|(_, _, proxy)| proxy)
@@ -112,6 +156,13 @@ impl Wiring<'_> {
         if let Some(proxy) = self.proxies.find(service, Link::Amqp) {
             return format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
         }
+        if let Some(tls) = self.proxies.tls() {
+            return format!(
+                "amqps://guest:guest@localhost:{}/%2f?cacertfile={}",
+                tls.amqp.port(),
+                tls.files.ca.display()
+            );
+        }
         chosen(&self.options.amqp_urls, service).unwrap_or_else(|| defaults::AMQP_URL.to_owned())
     }
 
@@ -128,8 +179,15 @@ impl Wiring<'_> {
     }
 
     fn smtp_url(&self, service: Service) -> String {
-        match self.proxies.find(service, Link::Smtp) {
-            Some(proxy) => format!("smtp://127.0.0.1:{}", proxy.port()),
+        if let Some(proxy) = self.proxies.find(service, Link::Smtp) {
+            return format!("smtp://127.0.0.1:{}", proxy.port());
+        }
+        match self.proxies.tls() {
+            Some(tls) => format!(
+                "smtps://localhost:{}?cacertfile={}",
+                tls.smtp.port(),
+                tls.files.ca.display()
+            ),
             None => self.smtp.url(),
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lettre::transport::smtp::{
     authentication::{Credentials, DEFAULT_MECHANISMS},
-    client::{AsyncSmtpConnection, TlsParameters},
+    client::{AsyncSmtpConnection, Certificate, Identity, TlsParameters},
     extension::ClientId,
 };
 use percent_encoding::percent_decode_str;
@@ -57,9 +57,59 @@ impl std::fmt::Debug for SmtpEndpoint {
     }
 }
 
+/// The TLS files an `SMTP_URL` names, read when the URL is parsed (at start).
+struct TlsFiles {
+    /// `cacertfile`: CA certificates to trust besides the public roots.
+    ca: Option<String>,
+    /// `certfile`: the client certificate chain.
+    cert: Option<String>,
+    /// `keyfile`: the client certificate's key.
+    key: Option<String>,
+}
+
+impl TlsFiles {
+    /// lettre's TLS parameters for `host` with these files.
+    fn parameters(&self, host: &str) -> Result<TlsParameters, String> {
+        let read = |name: &str, path: &str| {
+            std::fs::read(path).map_err(|error| format!("`{name}` {path}: {error}"))
+        };
+        let mut builder = TlsParameters::builder(host.to_owned());
+        if let Some(path) = &self.ca {
+            for certificate in pem_certificates(&read("cacertfile", path)?) {
+                let certificate = Certificate::from_pem(&certificate)
+                    .map_err(|error| format!("`cacertfile` {path}: {error}"))?;
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let identity = Identity::from_pem(&read("certfile", cert)?, &read("keyfile", key)?)
+                    .map_err(|error| format!("`certfile`/`keyfile`: {error}"))?;
+                builder = builder.identify_with(identity);
+            }
+            (None, None) => {}
+            _ => return Err("a client certificate needs both `certfile` and `keyfile`".to_owned()),
+        }
+        builder.build().map_err(|error| error.to_string())
+    }
+}
+
+/// Each `-----BEGIN CERTIFICATE-----` block of a PEM file on its own: lettre takes one
+/// certificate at a time, and a CA file may hold several (a bundle, a rotation).
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    text.split_inclusive(END)
+        .filter(|block| block.contains(END))
+        .map(|block| block.trim_start().as_bytes().to_vec())
+        .collect()
+}
+
 impl SmtpEndpoint {
     /// Parses `SMTP_URL` with lettre's rules: `smtp://[user:pass@]host[:port][?tls=required|opportunistic]`
-    /// (port 25 plain, 587 with STARTTLS) or `smtps://[user:pass@]host[:port]` (465).
+    /// (port 25 plain, 587 with STARTTLS) or `smtps://[user:pass@]host[:port]` (465). With
+    /// TLS, `cacertfile` trusts a private CA besides the public roots, and `certfile` with
+    /// `keyfile` present a client certificate (PEM), as in the AMQP URL.
     pub(super) fn parse(smtp_url: &str) -> Result<Self, MailError> {
         let config = |reason: String| MailError::Config(format!("SMTP_URL: {reason}"));
         let url = Url::parse(smtp_url).map_err(|error| config(error.to_string()))?;
@@ -67,11 +117,18 @@ impl SmtpEndpoint {
             .host_str()
             .ok_or_else(|| config("no host".to_owned()))?
             .to_owned();
-        let tls = || TlsParameters::new(host.clone()).map_err(|error| config(error.to_string()));
-        let mode = url
-            .query_pairs()
-            .find(|(key, _)| key == "tls")
-            .map(|(_, value)| value.into_owned());
+        let parameter = |name: &str| {
+            url.query_pairs()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        let tls_files = TlsFiles {
+            ca: parameter("cacertfile"),
+            cert: parameter("certfile"),
+            key: parameter("keyfile"),
+        };
+        let tls = || tls_files.parameters(&host).map_err(config);
+        let mode = parameter("tls");
         let (security, default_port) = match (url.scheme(), mode.as_deref()) {
             ("smtp", None) => (Security::Plain, 25),
             ("smtp", Some("required")) => (Security::StartTls(tls()?), 587),

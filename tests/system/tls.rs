@@ -1,6 +1,8 @@
-//! TLS with a private CA: the services reach RabbitMQ (`amqps://`) and the SMTP server
-//! (`smtps://`) through TLS endpoints whose certificate a CA of our own signed, trusted
-//! through `cacertfile=` in the URLs; a certificate from another CA is refused.
+//! TLS with a private CA: the services reach RabbitMQ (`amqps://`), the SMTP server
+//! (`smtps://`) and the OTLP receiver (`https://`) through TLS endpoints whose certificate
+//! a CA of our own signed, trusted through `cacertfile=` in the URLs (and
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE` for the span exporter); a certificate from another CA
+//! is refused.
 //!
 //! Both CAs come from `deploy/tls/generate.sh`, the script the compose TLS stack uses,
 //! so the test also shows that its certificates are ones rustls accepts.
@@ -14,15 +16,16 @@ use email::mailer::{Mailer, OutgoingMail};
 use messaging::connection::BrokerConnection;
 use system_tests::{
     defaults,
+    eventually::PATIENCE,
     system::{Options, TestSystem, TestTls},
     tls_terminator::TlsTerminator,
 };
 
 use crate::catalog::workspace_root;
 
-/// The whole flow over TLS: every service's broker connection and the email service's
-/// SMTP connection complete a handshake with the test CA's certificate, and the sign-up
-/// is mailed and profiled as usual. Then a client that trusts that CA is shown a
+/// The whole flow over TLS: every service's broker connection, the email service's SMTP
+/// connection and the span exports complete a handshake with the test CA's certificate;
+/// the sign-up is mailed and profiled, and its trace arrives, as usual. Then a client that trusts that CA is shown a
 /// certificate from another CA, by the broker's and by the SMTP server's endpoint, and
 /// refuses both.
 #[tokio::test(flavor = "multi_thread")]
@@ -34,13 +37,36 @@ async fn the_services_talk_tls_with_a_private_ca_and_refuse_a_certificate_from_a
     })
     .await;
     system.sign_up_and_wait("tls@example.org", "Over TLS").await;
-    let (amqp, smtp) = system.tls_handshakes();
-    println!("TLS handshakes: {amqp} with the broker's endpoint, {smtp} with the SMTP server's");
-    assert!(
-        amqp >= 3,
-        "each service connected to the broker over TLS: {amqp}"
+    let services = ["registration", "email", "profile"];
+    let spans = system
+        .otlp
+        .wait_for(
+            "spans from every service, exported over https",
+            |spans| {
+                services
+                    .iter()
+                    .all(|service| spans.iter().any(|span| span.service_name == *service))
+            },
+            PATIENCE,
+        )
+        .await;
+    let handshakes = system.tls_handshakes();
+    println!(
+        "TLS handshakes: {handshakes:?}; {} spans arrived over https",
+        spans.len()
     );
-    assert!(smtp >= 1, "the welcome mail went over TLS: {smtp}");
+    assert!(
+        handshakes.amqp >= 3,
+        "each service connected to the broker over TLS: {handshakes:?}"
+    );
+    assert!(
+        handshakes.smtp >= 1,
+        "the welcome mail went over TLS: {handshakes:?}"
+    );
+    assert!(
+        handshakes.otlp >= 1,
+        "spans were exported over https: {handshakes:?}"
+    );
 
     let stranger = Ca::generate("stranger");
     let foreign = stranger.files();

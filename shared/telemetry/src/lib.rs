@@ -14,6 +14,8 @@
 mod logs;
 /// The process-wide Prometheus recorder behind every service's `/metrics`.
 pub mod metrics;
+/// The span exporter's HTTP(S) client.
+mod otlp_http;
 mod traces;
 
 use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
@@ -27,6 +29,10 @@ pub enum TelemetryError {
     /// The OTLP exporter rejected its configuration (e.g. an unsupported protocol).
     #[error("cannot build the OTLP span exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// A TLS file named by `OTEL_EXPORTER_OTLP_CERTIFICATE` (or the client certificate
+    /// variables) cannot be used.
+    #[error("OTLP exporter TLS: {0}")]
+    OtlpTls(String),
     /// `RUST_LOG` does not parse.
     #[error("invalid RUST_LOG filter: {0}")]
     Filter(#[from] tracing_subscriber::filter::ParseError),

@@ -1,13 +1,14 @@
 use std::time::Duration;
 
 use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_otlp::WithHttpConfig as _;
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
     trace::{SdkTracer, SdkTracerProvider},
 };
 
-use crate::TelemetryError;
+use crate::{TelemetryError, otlp_http::OtlpHttpClient};
 
 /// How long shutdown may spend flushing the last spans. Bounded so that an unreachable
 /// collector cannot keep a terminating pod alive past its grace period.
@@ -42,9 +43,11 @@ pub(crate) fn init(service_name: &'static str) -> Result<(TracesGuard, SdkTracer
     let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
     if exporting_enabled() {
         // No endpoint or protocol in code: the exporter reads OTEL_EXPORTER_OTLP_* itself.
-        // Only http/protobuf is compiled in (see docs/decisions on why not gRPC).
+        // Only http/protobuf is compiled in (see docs/decisions on why not gRPC), over our
+        // own client, which also speaks https (crate::otlp_http).
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(OtlpHttpClient::from_env()?)
             .build()?;
         builder = builder.with_batch_exporter(exporter);
     }

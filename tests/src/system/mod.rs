@@ -60,6 +60,17 @@ const MAX_CONCURRENT_SYSTEMS: usize = 2;
 /// so the tests' separate runtimes can share it.
 static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_SYSTEMS);
 
+/// TLS handshakes completed by each TLS endpoint of a system with `Options::tls`.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsHandshakes {
+    /// With the broker's endpoint: one per broker connection.
+    pub amqp: u64,
+    /// With the SMTP server's endpoint.
+    pub smtp: u64,
+    /// With the OTLP receiver's endpoint (span exports).
+    pub otlp: u64,
+}
+
 /// The three services running for one test, with their own databases, broker names, SMTP
 /// server and OTLP receiver. Dropping it stops the processes and removes the databases,
 /// queues and exchange.
@@ -107,7 +118,7 @@ impl TestSystem {
         let log_dir = directory.join("system-tests").join(topology.id());
         let smtp = SmtpSink::start().await.expect("the SMTP sink starts");
         let otlp = OtlpSink::start().await.expect("the OTLP sink starts");
-        let proxies = Proxies::start(&options, &smtp).await;
+        let proxies = Proxies::start(&options, &smtp, &otlp).await;
         let http = reqwest::Client::new();
         let mut processes = Processes::new(directory, log_dir, http.clone());
         let wiring = Wiring {
@@ -212,14 +223,18 @@ impl TestSystem {
         })
     }
 
-    /// How many TLS handshakes the broker's and the SMTP server's TLS endpoints completed
-    /// (`Options::tls`).
-    pub fn tls_handshakes(&self) -> (u64, u64) {
+    /// How many TLS handshakes the broker's, the SMTP server's and the OTLP receiver's
+    /// TLS endpoints completed (`Options::tls`).
+    pub fn tls_handshakes(&self) -> TlsHandshakes {
         let tls = self
             .proxies
             .tls()
             .expect("no TLS endpoints: set Options::tls");
-        (tls.amqp.handshakes(), tls.smtp.handshakes())
+        TlsHandshakes {
+            amqp: tls.amqp.handshakes(),
+            smtp: tls.smtp.handshakes(),
+            otlp: tls.otlp.handshakes(),
+        }
     }
 
     /// What a sign-up burst needs to run on its own task while the test breaks things:

@@ -33,12 +33,14 @@ pub(super) struct TlsEndpoints {
     pub(super) amqp: TlsTerminator,
     /// In front of the test's SMTP server, for the email service.
     pub(super) smtp: TlsTerminator,
+    /// In front of the test's OTLP receiver, for every service's span export.
+    pub(super) otlp: TlsTerminator,
 }
 
 impl Proxies {
     /// Starts one proxy for every service and link the options want proxied; the SMTP
     /// link exists for the email service only.
-    pub(super) async fn start(options: &Options, smtp: &SmtpSink) -> Self {
+    pub(super) async fn start(options: &Options, smtp: &SmtpSink, otlp: &OtlpSink) -> Self {
         let mut proxies = Vec::new();
         for service in Service::ALL {
             let links = [
@@ -80,6 +82,9 @@ impl Proxies {
                     smtp: terminator(smtp.addr().to_string())
                         .await
                         .expect("the SMTP TLS endpoint starts"),
+                    otlp: terminator(otlp.addr().to_string())
+                        .await
+                        .expect("the OTLP TLS endpoint starts"),
                 })
             }
             None => None,
@@ -129,7 +134,7 @@ impl Wiring<'_> {
             ("AMQP_URL", self.amqp_url(service)),
             ("TOPOLOGY_PREFIX", self.topology.prefix()),
             ("SMTP_URL", self.smtp_url(service)),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp.endpoint()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
             ("OTEL_SERVICE_NAME", service.name().to_owned()),
             ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
@@ -148,8 +153,22 @@ impl Wiring<'_> {
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
+        if let Some(tls) = self.proxies.tls() {
+            // The span exporter trusts this CA file instead of the public roots.
+            env.push((
+                "OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(),
+                tls.files.ca.display().to_string(),
+            ));
+        }
         env.extend(self.options.extra_env.iter().cloned());
         env
+    }
+
+    fn otlp_endpoint(&self) -> String {
+        match self.proxies.tls() {
+            Some(tls) => format!("https://localhost:{}", tls.otlp.port()),
+            None => self.otlp.endpoint(),
+        }
     }
 
     fn amqp_url(&self, service: Service) -> String {

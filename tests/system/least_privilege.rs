@@ -34,7 +34,7 @@ use sqlx::{Connection as _, PgConnection};
 use system_tests::{
     defaults,
     eventually::{PATIENCE, eventually},
-    system::{Options, Service, TestSystem, Topology},
+    system::{Options, Service, TestSystem, Topology, block_on_own_thread},
 };
 
 use crate::{
@@ -456,25 +456,15 @@ impl Drop for DatabaseRoles {
             .iter()
             .map(|service| self.role(*service))
             .collect();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let mut admin = superuser().await;
-                for role in roles {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "drop role if exists \"{role}\""
-                    )))
+        block_on_own_thread(async move {
+            let mut admin = superuser().await;
+            for role in roles {
+                let statement = format!("drop role if exists \"{role}\"");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
                     .execute(&mut admin)
                     .await;
-                }
-            });
+            }
         });
-        let _ = cleanup.join();
     }
 }
 

@@ -14,12 +14,22 @@ use super::{options::Service, topology::Topology};
 /// Deletes `topology`'s queues and exchanges and drops its databases, blocking until done.
 /// The processes must be gone first, or a consumer would re-declare its queues.
 pub(crate) fn remove_everything(topology: Topology) {
+    block_on_own_thread(async move { remove(&topology).await });
+}
+
+/// Runs `work` to completion on a thread with a runtime of its own, and waits for it: what
+/// a `Drop` that must do async work can call, inside a runtime or outside one. A runtime
+/// that cannot be built means the work is skipped (cleanup is best effort).
+pub fn block_on_own_thread<F>(work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let cleanup = std::thread::spawn(move || {
         if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            runtime.block_on(remove(&topology));
+            runtime.block_on(work);
         }
     });
     let _ = cleanup.join();

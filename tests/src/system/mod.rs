@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use self::wiring::{Proxies, Wiring};
 pub use self::{
     api::{Emails, Endpoint, Profiles, Registration, trace_id, traceresponse},
+    cleanup::block_on_own_thread,
     ops::Ops,
     options::{
         CONSUMER_PREFETCH, DATABASE_POOL, Link, Options, RETRY_INITIAL_DELAY_MS,

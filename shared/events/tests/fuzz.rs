@@ -11,6 +11,10 @@
 //!   decodes must also survive being encoded and decoded again;
 //! - any valid envelope, from arbitrary field values, decodes back equal.
 //!
+//! A rejection's text is not short by nature: it quotes an unknown `type`, and serde quotes
+//! a string found where a number belongs. The consumer cuts it before it becomes a header
+//! (`messaging::headers::MAX_REASON_CHARS`).
+//!
 //! `cargo test` runs proptest's default of 256 cases per property. A longer run:
 //!
 //! ```text

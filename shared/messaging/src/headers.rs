@@ -36,6 +36,15 @@ pub const REDRIVEN_FROM: &str = "redriven-from";
 /// Set on a message sent again from the producer's event log by a replay.
 pub const REPLAYED: &str = "replayed";
 
+/// The longest reason, in characters, written into [`RETRY_REASON`] or
+/// [`DEAD_LETTER_REASON`]; a longer one is cut there and ends in `…`. A reason can quote
+/// the message (a decoding error quotes an unknown `type`, and serde quotes a string found
+/// where a number belongs), and all the headers must fit in one AMQP frame (RabbitMQ's
+/// `frame_max`, 128 KiB by default). Uncut, a body with a 300 000-character `type` made
+/// RabbitMQ close the consumer's connection (`frame_too_large`) at each attempt to
+/// dead-letter it: the message was never dead-lettered and held up its queue.
+pub const MAX_REASON_CHARS: usize = 1_000;
+
 /// The names earlier releases wrote, each with today's name: read as today's by
 /// [`Headers::of`], never written. Remove once no message with them can be left in a
 /// queue (the longest a message waits is in a dead-letter queue, until a person acts).
@@ -188,6 +197,14 @@ impl Headers {
         );
     }
 
+    /// Writes a reason (why a retry, why a dead letter), cut to [`MAX_REASON_CHARS`].
+    pub(crate) fn set_reason(&mut self, name: &str, reason: &str) {
+        match reason.char_indices().nth(MAX_REASON_CHARS) {
+            Some((cut, _)) => self.set_text(name, &format!("{}…", &reason[..cut])),
+            None => self.set_text(name, reason),
+        }
+    }
+
     /// Writes a string header unless it is already there: the origin of a message is
     /// recorded at its first failure and kept through later retries.
     pub(crate) fn set_text_once(&mut self, name: &str, value: &str) {
@@ -329,7 +346,8 @@ mod tests {
 /// RabbitMQ put there: any names, any AMQP types (integers of every width, floats,
 /// decimals, strings that are not UTF-8, byte arrays, nested arrays and tables). Reading
 /// it must never panic, must rename the earlier release's names as [`LEGACY_NAMES`] says,
-/// and must fall back to the documented defaults on anything unexpected.
+/// and must fall back to the documented defaults on anything unexpected. And a reason
+/// written back, however long, must fit ([`MAX_REASON_CHARS`]).
 ///
 /// Here rather than in `tests/` because [`Headers::of`] is crate-private. `cargo test`
 /// runs proptest's default of 256 cases per property; a longer run:
@@ -564,6 +582,29 @@ mod fuzz {
             let headers = Headers::of(Some(&table));
             prop_assert_eq!(headers.attempt(), expected_attempt(Some(&value)));
             read_everything(&headers, &table)?;
+        }
+
+        /// A reason of any length, up to hundreds of thousands of characters, is written
+        /// as it is when it fits in [`MAX_REASON_CHARS`], else as its beginning and `…`.
+        #[test]
+        fn a_reason_of_any_length_is_cut_to_fit(
+            reason in prop_oneof![
+                vec(any::<char>(), 0..40).prop_map(String::from_iter),
+                vec(any::<char>(), 990..1010).prop_map(String::from_iter),
+                (vec(any::<char>(), 1..4), 1..100_000usize)
+                    .prop_map(|(piece, times)| String::from_iter(piece).repeat(times)),
+            ],
+        ) {
+            let mut headers = Headers::default();
+            headers.set_reason(DEAD_LETTER_REASON, &reason);
+            let written = headers.text(DEAD_LETTER_REASON).expect("a reason is written");
+            if reason.chars().count() <= MAX_REASON_CHARS {
+                prop_assert_eq!(written, reason);
+            } else {
+                let kept = written.strip_suffix('…').expect("a cut reason ends in …");
+                prop_assert_eq!(kept.chars().count(), MAX_REASON_CHARS);
+                prop_assert!(reason.starts_with(kept));
+            }
         }
 
         /// A redrive of any message: the bookkeeping and RabbitMQ's headers go, the

@@ -460,6 +460,20 @@ fn header_differences(document: &Document) -> Vec<String> {
                 }
             }
         }
+        // A reason is cut to `MAX_REASON_CHARS` characters and a `…`.
+        let reason_length = Value::from(headers::MAX_REASON_CHARS + 1);
+        for name in [headers::RETRY_REASON, headers::DEAD_LETTER_REASON] {
+            let documented = documented
+                .get(name)
+                .and_then(|property| property.get("maxLength"))
+                .unwrap_or(&Value::Null);
+            if *documented != reason_length {
+                differences.push(format!(
+                    "{context}: `{name}` has maxLength {documented}, the code cuts reasons to \
+                     {reason_length} characters"
+                ));
+            }
+        }
     }
     differences
 }

@@ -44,7 +44,7 @@ impl Forwarding<'_> {
         tracing::info!(reason = %reason, attempt, retry_in = ?delay, "will retry");
         let mut headers = self.origin_headers();
         headers.set_attempt(attempt + 1);
-        headers.set_text(headers::RETRY_REASON, reason);
+        headers.set_reason(headers::RETRY_REASON, reason);
         let queue = self.names.delay_queue(delay);
         self.forward(&queue, headers, Disposition::Retried).await
     }
@@ -53,7 +53,7 @@ impl Forwarding<'_> {
     pub(super) async fn dead_letter(&self, kind: &str, reason: &str) -> Disposition {
         let mut headers = self.origin_headers();
         headers.set_text(headers::DEAD_LETTER_KIND, kind);
-        headers.set_text(headers::DEAD_LETTER_REASON, reason);
+        headers.set_reason(headers::DEAD_LETTER_REASON, reason);
         headers.set_attempt(self.headers.attempt());
         self.forward(&self.names.dead_letter, headers, Disposition::DeadLettered)
             .await

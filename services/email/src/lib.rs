@@ -40,16 +40,14 @@ use crate::{erasure::ErasureHandler, mailer::Mailer, welcome::WelcomeHandler};
 /// The email service: its name, port, queues and tables (the inbox comes from
 /// service-kit).
 pub static SERVICE: ConsumerService = ConsumerService {
-    identity: ServiceIdentity::new("email", 8081, "Sends the welcome mail for each new user"),
+    identity: ServiceIdentity::new(
+        "email",
+        8081,
+        "Welcome mails: one per `user.registered.v1` event, sent once; a user's records erased on `user.deleted.v1`.",
+    ),
     subscriptions: &[
-        Subscription {
-            queue: "email.user-registered",
-            event_type: UserRegisteredV1::TYPE,
-        },
-        Subscription {
-            queue: "email.user-deleted",
-            event_type: UserDeletedV1::TYPE,
-        },
+        Subscription::new("email.user-registered", UserRegisteredV1::TYPE),
+        Subscription::new("email.user-deleted", UserDeletedV1::TYPE),
     ],
     migrator: &sqlx::migrate!("./migrations"),
 };
@@ -98,7 +96,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             let handlers = Handlers::default()
                 .on::<UserRegisteredV1, _>(Arc::new(welcome))
                 .on::<UserDeletedV1, _>(Arc::new(ErasureHandler::new(db.clone())));
-            (handlers, http::router(db))
+            (handlers, http::api())
         })
         .await?;
     Ok(app)

@@ -37,17 +37,11 @@ pub static SERVICE: ConsumerService = ConsumerService {
     identity: ServiceIdentity::new(
         "profile",
         8082,
-        "Profile read model built from user.registered events",
+        "Public profiles, projected from `user.registered.v1` events and erased on `user.deleted.v1`.",
     ),
     subscriptions: &[
-        Subscription {
-            queue: "profile.user-registered",
-            event_type: UserRegisteredV1::TYPE,
-        },
-        Subscription {
-            queue: "profile.user-deleted",
-            event_type: UserDeletedV1::TYPE,
-        },
+        Subscription::new("profile.user-registered", UserRegisteredV1::TYPE),
+        Subscription::new("profile.user-deleted", UserDeletedV1::TYPE),
     ],
     migrator: &sqlx::migrate!("./migrations"),
 };
@@ -64,7 +58,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
             let handlers = Handlers::default()
                 .on::<UserRegisteredV1, _>(projection.clone())
                 .on::<UserDeletedV1, _>(projection);
-            (handlers, http::router(db))
+            (handlers, http::api())
         })
         .await?;
     Ok(app)

@@ -9,8 +9,11 @@ use service_kit::{
 use crate::{http::rate_limit::RateLimitSettings, outbox::replay::ReplayArgs};
 
 /// Registration's name, what it does and its default port.
-pub const IDENTITY: ServiceIdentity =
-    ServiceIdentity::new("registration", 8080, "Sign-up API and the outbox relay");
+pub const IDENTITY: ServiceIdentity = ServiceIdentity::new(
+    "registration",
+    8080,
+    "Sign-ups and erasures: writes the user and its `user.registered.v1` event, or erases the user and writes its `user.deleted.v1` event, each in one transaction (transactional outbox).",
+);
 
 /// Registration's settings. Every one is a flag and an environment variable; the defaults
 /// work against a local RabbitMQ and PostgreSQL, so `cargo run` needs no setup. Parse with

@@ -10,12 +10,12 @@ use crate::{
 };
 
 /// Who a service is: the name of its binary, database and `service.name`, what it does
-/// (for `--help`), and the port it listens on by default.
+/// (for `--help` and its OpenAPI document), and the port it listens on by default.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceIdentity {
     /// `registration`, `email` or `profile`.
     pub name: &'static str,
-    /// One line for `--help`.
+    /// What it does, in a sentence: `--help` and the OpenAPI document's description.
     pub about: &'static str,
     /// 8080, 8081 or 8082.
     pub default_port: u16,

@@ -11,7 +11,6 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::Router;
 use events::Event;
 use messaging::{
     MessagingError,
@@ -24,6 +23,7 @@ use messaging::{
     topology::Topology,
 };
 use sqlx::{PgPool, migrate::Migrator};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     app::{App, StartError},
@@ -55,6 +55,14 @@ pub struct Subscription {
     pub queue: &'static str,
     /// The event type, e.g. `user.registered.v1` (an [`Event::TYPE`]).
     pub event_type: &'static str,
+}
+
+impl Subscription {
+    /// `event_type` read from `queue`; `const`, so a service's subscriptions can be a
+    /// `static` list.
+    pub const fn new(queue: &'static str, event_type: &'static str) -> Self {
+        Self { queue, event_type }
+    }
 }
 
 /// Makes a handler's [`QueueConsumer`], given where and how to read.
@@ -175,14 +183,15 @@ impl ConsumerService {
     pub async fn build<Own: clap::Args>(
         &self,
         config: &ConsumerServiceConfig<Own>,
-        parts: impl FnOnce(PgPool) -> (Handlers, Router),
+        parts: impl FnOnce(PgPool) -> (Handlers, OpenApiRouter<PgPool>),
     ) -> Result<App, StartError> {
         let (service, settings) = (&config.service, &config.consumer.settings);
         let app = App::bind(self.identity.name, service).await?;
         let pool = service.pool_settings();
         let migrator = inbox::with_inbox_migration(self.migrator);
         let db = postgres::connect(&service.database_url, &migrator, pool).await?;
-        let (handlers, routes) = parts(db.clone());
+        let (handlers, api) = parts(db.clone());
+        let routes = crate::openapi::serve_document(api, db.clone());
         let consumers = self.pair(handlers)?;
 
         let topology = Topology::new(service.topology_prefix.clone());

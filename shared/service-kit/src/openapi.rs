@@ -5,8 +5,47 @@
 use std::sync::Arc;
 
 use axum::{Json, Router, routing::get};
-use utoipa::openapi::OpenApi;
+use utoipa::{
+    OpenApi as _,
+    openapi::{InfoBuilder, LicenseBuilder, OpenApi},
+};
 use utoipa_axum::router::OpenApiRouter;
+
+use crate::{
+    config::ServiceIdentity,
+    problem::{InputError, Problem},
+};
+
+/// A service's documented routes, starting from what its document says of itself (its
+/// name and what it does, from its [`ServiceIdentity`], so `--help` and the document say
+/// the same) and from what every service's document shares: the problem schemas and the
+/// 500 and 503 answers. Add the handlers with `.routes(routes!(…))`; each handler's doc
+/// comment (or its `summary` and `description`) is its operation's summary (first line)
+/// and description (the rest).
+pub fn routes<S>(service: &ServiceIdentity) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let mut document = SharedParts::openapi();
+    document.info = InfoBuilder::new()
+        .title(service.name)
+        .description(Some(service.about))
+        // The services are versioned and licensed with the workspace, as service-kit is.
+        .version(env!("CARGO_PKG_VERSION"))
+        .license(Some(
+            LicenseBuilder::new()
+                .name(env!("CARGO_PKG_LICENSE"))
+                .identifier(Some(env!("CARGO_PKG_LICENSE")))
+                .build(),
+        ))
+        .build();
+    OpenApiRouter::with_openapi(document)
+}
+
+/// The components every service's document refers to.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(Problem, InputError), responses(InternalError, Unavailable)))]
+struct SharedParts;
 
 /// The API routes, plus `GET /openapi.json` serving the document they describe.
 pub fn serve_document<S>(routes: OpenApiRouter<S>, state: S) -> Router

@@ -5,7 +5,10 @@ use crate::helpers::spawn_app;
 /// `docs/openapi/email.json` is what the code generates.
 #[test]
 fn the_committed_document_is_current() {
-    test_support::ensure_openapi_committed("email", &email::http::openapi());
+    test_support::ensure_openapi_committed(
+        "email",
+        &service_kit::openapi::document(email::http::api()),
+    );
 }
 
 /// `GET /openapi.json` serves the document.
@@ -15,7 +18,11 @@ async fn the_service_serves_its_document() {
 
     let response = app.get("/openapi.json").await;
 
-    test_support::check_served_openapi(response, &email::http::openapi(), &[("/emails", "get")])
-        .await;
+    test_support::check_served_openapi(
+        response,
+        &service_kit::openapi::document(email::http::api()),
+        &[("/emails", "get")],
+    )
+    .await;
     app.stop().await;
 }

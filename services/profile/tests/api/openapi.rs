@@ -5,7 +5,10 @@ use crate::helpers::spawn_app;
 /// `docs/openapi/profile.json` is what the code generates.
 #[test]
 fn the_committed_document_is_current() {
-    test_support::ensure_openapi_committed("profile", &profile::http::openapi());
+    test_support::ensure_openapi_committed(
+        "profile",
+        &service_kit::openapi::document(profile::http::api()),
+    );
 }
 
 /// `GET /openapi.json` serves the document.
@@ -17,7 +20,7 @@ async fn the_service_serves_its_document() {
 
     test_support::check_served_openapi(
         response,
-        &profile::http::openapi(),
+        &service_kit::openapi::document(profile::http::api()),
         &[("/profiles/{user_id}", "get")],
     )
     .await;

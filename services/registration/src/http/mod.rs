@@ -12,13 +12,9 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use service_kit::{
-    openapi::{InternalError, Unavailable},
-    problem::{InputError, Problem},
-};
+use service_kit::problem::Problem;
 use sqlx::PgPool;
 use tower::ServiceBuilder;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -80,23 +76,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The documented routes.
 fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(users::router())
+    service_kit::openapi::routes(&crate::config::IDENTITY).merge(users::router())
 }
-
-/// The document's fixed parts; the paths come from the handlers' annotations.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "registration",
-        description = "Sign-ups and erasures: writes the user and its `user.registered.v1` event, or erases the user and writes its `user.deleted.v1` event, each in one transaction (transactional outbox)."
-    ),
-    components(
-        schemas(Problem, InputError),
-        responses(InternalError, Unavailable)
-    ),
-    tags((name = "users", description = "Sign-up, read-back and erasure"))
-)]
-struct ApiDoc;
 
 /// The answer when every slot is busy. `load_shed` fails the request with `Overloaded`;
 /// nothing else in the stack fails with an error (handlers answer with responses).

@@ -19,10 +19,10 @@
 //! The one remaining window (the process dies after the SMTP server took a mail but before
 //! `sent` is committed) sends it again on redelivery, with the same Message-ID.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+/// What a batch's mails came to, event by event.
+mod outcome;
+
+use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use events::{Envelope, Event, UserRegisteredV1};
@@ -41,34 +41,13 @@ use crate::{
     store::{self, NewMail},
 };
 
+use outcome::{Sends, Sent, WelcomeError};
+
 /// Sends welcome mails.
 #[derive(Debug, Clone)]
 pub struct WelcomeHandler {
     /// Sends the mails of concurrent deliveries together.
     sends: GroupCommit<WelcomeWriter>,
-}
-
-/// What happened to one event's mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    /// Sent by this delivery.
-    Now,
-    /// Sent before (a redelivery), or by the same event's other delivery in the batch.
-    Earlier,
-    /// Never: an event of the user with this `sequence` or a later one was applied
-    /// before this one arrived: their deletion, or this same sign-up, replayed after its
-    /// inbox row expired.
-    Never,
-}
-
-/// What went wrong while handling one event.
-#[derive(Debug, thiserror::Error)]
-enum WelcomeError {
-    /// The batch's transaction failed; the text is shared by every event in it.
-    #[error("database: {0}")]
-    Database(String),
-    #[error(transparent)]
-    Mail(#[from] MailError),
 }
 
 impl Handler<UserRegisteredV1> for WelcomeHandler {
@@ -279,53 +258,5 @@ impl CallerSpans<'_> {
             .iter()
             .find(|s| s.item.mail.event_id == event_id)
             .map_or_else(tracing::Span::none, |s| s.caller.clone())
-    }
-}
-
-/// What the SMTP server said to each mail of a batch.
-#[derive(Debug, Default)]
-struct Sends {
-    /// Accepted.
-    sent: HashSet<Uuid>,
-    /// Refused or not reached, with why.
-    failed: HashMap<Uuid, MailError>,
-}
-
-impl Sends {
-    fn sent_ids(&self) -> Vec<Uuid> {
-        self.sent.iter().copied().collect()
-    }
-
-    /// Each position's outcome. An event's first position carries its result; a repeat of
-    /// it (one event delivered twice) was handled by the first. An event in `late` came
-    /// after its user's deletion. A mail that was not pending had been sent before (or
-    /// erased since).
-    fn outcomes(
-        mut self,
-        ids: &[Uuid],
-        late: &[Uuid],
-        recorded: &Result<(), String>,
-    ) -> Vec<Result<Sent, WelcomeError>> {
-        let mut reported = HashSet::new();
-        ids.iter()
-            .map(|id| {
-                if !reported.insert(*id) {
-                    return Ok(Sent::Earlier);
-                }
-                if late.contains(id) {
-                    return Ok(Sent::Never);
-                }
-                if let Some(error) = self.failed.remove(id) {
-                    return Err(WelcomeError::Mail(error));
-                }
-                if !self.sent.contains(id) {
-                    return Ok(Sent::Earlier);
-                }
-                match recorded {
-                    Ok(()) => Ok(Sent::Now),
-                    Err(error) => Err(WelcomeError::Database(error.clone())),
-                }
-            })
-            .collect()
     }
 }

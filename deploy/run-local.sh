@@ -35,6 +35,16 @@ if [ -z "${SMTP_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; th
     ports=(1025 "${ports[@]}")
 fi
 
+# The keys that seal personal data at rest: made once, kept beside the build, so the
+# data a previous run stored still opens. Export PII_KEYS / PII_LOOKUP_KEY to use yours.
+keys_dir="${CARGO_TARGET_DIR:-target}/run-local"
+if [ -z "${PII_KEYS:-}${PII_KEYS_FILE:-}" ]; then
+    mkdir -p "$keys_dir"
+    [ -s "$keys_dir/pii-keys" ] || (umask 077; echo "local-1:$(head -c 32 /dev/urandom | base64)" > "$keys_dir/pii-keys")
+    [ -s "$keys_dir/pii-lookup-key" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$keys_dir/pii-lookup-key")
+    export PII_KEYS_FILE="$keys_dir/pii-keys" PII_LOOKUP_KEY_FILE="$keys_dir/pii-lookup-key"
+fi
+
 for var in HTTP_ADDR DATABASE_URL; do
     if [ -n "${!var:-}" ]; then
         echo "run-local: ignoring $var (each service uses its own default)" >&2

@@ -58,4 +58,8 @@ pub mod defaults {
     pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
     /// PostgreSQL, trust auth; the database name is appended.
     pub const POSTGRES_BASE: &str = "postgres://postgres@127.0.0.1:5432";
+    /// The key that seals personal data in the tests' databases (`PII_KEYS`).
+    pub const PII_KEYS: &str = "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    /// The key of the tests' lookup hashes (`PII_LOOKUP_KEY`).
+    pub const PII_LOOKUP_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 }

@@ -25,6 +25,16 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         .await
         .context("cannot prepare the registration database")?;
 
+    let pii = config.pii.sealer()?;
+    let sealed = store::seal_all(&db, &pii)
+        .await
+        .context("cannot seal the stored personal data under the current key")?;
+    if sealed > 0 {
+        tracing::info!(
+            rows = sealed,
+            "sealed stored personal data under the current key"
+        );
+    }
     let wake = RelayWakeUp::default();
     let status = BrokerStatus::default();
     let relay = Relay {
@@ -35,11 +45,13 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         sweep_interval: config.outbox.sweep_interval(),
         wake: wake.clone(),
         status: status.clone(),
+        pii: pii.clone(),
     };
     let state = AppState {
         db: db.clone(),
         sign_ups: SignUps::new(db.clone(), config.max_concurrent_requests),
         relay_wake: wake,
+        pii,
     };
     let retentions = vec![
         outbox::retention::event_log(config.outbox.event_log_retention()),

@@ -30,6 +30,8 @@ pub mod openapi;
 pub mod ops_http;
 /// `Path<T>`: path parameters whose rejections are problems naming the parameter.
 pub mod path;
+/// Personal data sealed at rest, and the keyed hashes it is looked up by.
+pub mod pii;
 /// Create the database if missing, connect, run the embedded migrations.
 pub mod postgres;
 /// RFC 9457 problem details: every error answer, from handlers and from the framework.

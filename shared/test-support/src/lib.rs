@@ -32,6 +32,22 @@ use uuid::Uuid;
 pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 /// The local RabbitMQ, the apps' default broker.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The key that seals personal data in the tests' databases (`--pii-keys`).
+pub const PII_KEYS: &str = "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// The key of the tests' lookup hashes (`--pii-lookup-key`).
+pub const PII_LOOKUP_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+/// A sealer with the tests' keys, for tests that assemble a service's parts by hand.
+pub fn test_sealer() -> service_kit::pii::Sealer {
+    service_kit::pii::PiiSettings {
+        pii_keys: Some(PII_KEYS.to_owned()),
+        pii_keys_file: None,
+        pii_lookup_key: Some(PII_LOOKUP_KEY.to_owned()),
+        pii_lookup_key_file: None,
+    }
+    .sealer()
+    .expect("the test keys are valid")
+}
+
 /// How long an app may take to become ready, and to stop.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 /// The one retry delay left by `--retry-max-attempts 2 --retry-initial-delay-ms 100`
@@ -307,6 +323,20 @@ impl RunningApp {
         if let Some(cleanup) = self.cleanup.take() {
             cleanup.remove().await;
         }
+    }
+
+    /// Stops the app like [`RunningApp::stop`] but removes nothing: the returned
+    /// [`Cleanup`] goes to the next app on the same database (a restart), or removes it
+    /// when dropped.
+    pub async fn stop_keeping(mut self) -> Cleanup {
+        let (shutdown, task) = self.running.take().expect("stop runs once");
+        shutdown.cancel();
+        tokio::time::timeout(PATIENCE, task)
+            .await
+            .expect("the app stops within its shutdown timeout")
+            .expect("the app task does not panic")
+            .expect("the app stops without an I/O error");
+        self.cleanup.take().expect("stop runs once")
     }
 
     async fn wait_until_ready(&self) {

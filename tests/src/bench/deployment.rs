@@ -170,6 +170,8 @@ impl Deployment {
             ("DATABASE_URL", self.topology.database_url(service)),
             ("AMQP_URL", defaults::AMQP_URL.to_owned()),
             ("TOPOLOGY_PREFIX", self.topology.prefix()),
+            ("PII_KEYS", defaults::PII_KEYS.to_owned()),
+            ("PII_LOOKUP_KEY", defaults::PII_LOOKUP_KEY.to_owned()),
             ("SMTP_URL", format!("smtp://127.0.0.1:{smtp}")),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -133,6 +133,8 @@ impl Wiring<'_> {
             ("DATABASE_URL", self.database_url(service)),
             ("AMQP_URL", self.amqp_url(service)),
             ("TOPOLOGY_PREFIX", self.topology.prefix()),
+            ("PII_KEYS", defaults::PII_KEYS.to_owned()),
+            ("PII_LOOKUP_KEY", defaults::PII_LOOKUP_KEY.to_owned()),
             ("SMTP_URL", self.smtp_url(service)),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),

@@ -12,7 +12,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use service_kit::problem::Problem;
+use service_kit::{pii::Sealer, problem::Problem};
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +36,8 @@ pub struct AppState {
     /// once instead of waiting for the next sweep. In-process, not PostgreSQL `NOTIFY`:
     /// see [`RelayWakeUp`].
     pub relay_wake: RelayWakeUp,
+    /// Seals the users' personal data before it is written, opens it when read back.
+    pub pii: Sealer,
 }
 
 /// The API routes with a per-client sign-up limit, load shedding and a body limit (the

@@ -23,7 +23,7 @@ use super::{ApiError, AppState, idempotency::IdempotencyKey};
 use crate::{
     domain::NewUser,
     outbox::{OutboxEntry, SOURCE},
-    store::{self, ErasureTarget, IdempotencyClaim, SignUp, User},
+    store::{self, ErasureTarget, IdempotencyClaim, SignUp, StoreError, User},
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -139,12 +139,12 @@ async fn register(
     let key = IdempotencyKey::from_headers(&headers)?;
     let user = User::new(&new_user);
     let event = Envelope::new(SOURCE, user.user_id.to_string(), 1, registered_event(&user));
-    let entry = OutboxEntry::new(&event)?;
+    let entry = OutboxEntry::new(&event, &state.pii)?;
     let body = serde_json::to_value(UserResponse::from(user.clone()))
         .expect("a struct of strings, a uuid and a timestamp always serialises");
 
     let user_id = user.user_id;
-    let sign_up = SignUp { user, event: entry };
+    let sign_up = SignUp::new(&user, entry, &state.pii).map_err(StoreError::from)?;
 
     match &key {
         None => state.sign_ups.insert(sign_up).await?,
@@ -154,17 +154,21 @@ async fn register(
                 "display_name": new_user.display_name.as_ref(),
             });
             let mut tx = state.db.begin().await?;
-            match store::claim_idempotency_key(&mut tx, key.as_ref(), &request_json).await? {
+            let claim =
+                store::claim_idempotency_key(&mut tx, &state.pii, key.as_ref(), &request_json)
+                    .await?;
+            match claim {
                 IdempotencyClaim::New => {}
-                IdempotencyClaim::Replay { request, body } if request == request_json => {
+                IdempotencyClaim::Replay { body } => {
                     tracing::info!("idempotent replay of an earlier sign-up");
                     return Ok(created(body));
                 }
-                IdempotencyClaim::Replay { .. } => return Err(ApiError::IdempotencyKeyReused),
+                IdempotencyClaim::Reused => return Err(ApiError::IdempotencyKeyReused),
             }
             store::insert_user(&mut tx, &sign_up).await?;
             let status = StatusCode::CREATED.as_u16();
-            store::save_idempotent_response(&mut tx, key.as_ref(), user_id, status, &body).await?;
+            let (pii, key) = (&state.pii, key.as_ref());
+            store::save_idempotent_response(&mut tx, pii, key, user_id, status, &body).await?;
             tx.commit().await?;
         }
     }
@@ -195,7 +199,7 @@ async fn find(
     State(state): State<AppState>,
     Path(user_id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let user = store::find_user(&state.db, user_id)
+    let user = store::find_user(&state.db, &state.pii, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(UserResponse::from(user)).into_response())
@@ -239,7 +243,7 @@ async fn erase(
         deleted_at,
     };
     let event = Envelope::new(SOURCE, user_id.to_string(), next_sequence, data);
-    let entry = OutboxEntry::new(&event)?;
+    let entry = OutboxEntry::new(&event, &state.pii)?;
     store::erase_user(&mut tx, user_id, deleted_at, &entry).await?;
     tx.commit().await?;
 

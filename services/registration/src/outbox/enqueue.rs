@@ -4,6 +4,7 @@
 //! user does.
 
 use events::{Envelope, Event};
+use service_kit::pii::{PiiError, Sealer};
 use uuid::Uuid;
 
 use super::StoredTraceContext;
@@ -18,6 +19,9 @@ pub enum EntryError {
     /// The envelope's subject is not the aggregate's UUID.
     #[error("the event's subject is not a UUID: {0}")]
     Subject(#[from] uuid::Error),
+    /// The envelope could not be sealed.
+    #[error("the event cannot be sealed: {0}")]
+    Sealing(#[from] PiiError),
 }
 
 /// The values of one outbox row.
@@ -29,8 +33,9 @@ pub struct OutboxEntry {
     pub(crate) event_type: String,
     /// The aggregate (the user) the event is about: the envelope's subject.
     pub(crate) aggregate_id: Uuid,
-    /// The whole envelope: the message body.
-    pub(crate) payload: serde_json::Value,
+    /// The whole envelope as JSON, sealed (it holds the user's address and name): the
+    /// message body once the relay opens it.
+    pub(crate) payload: Vec<u8>,
     /// The trace context of the span that prepared the row.
     pub(crate) trace: StoredTraceContext,
 }
@@ -40,12 +45,12 @@ impl OutboxEntry {
     /// handler calls this inside its request span and before the statement's own
     /// `INSERT users` span exists, so what is stored is the request span: the parent the
     /// relay's publish span should have.
-    pub fn new<T: Event>(event: &Envelope<T>) -> Result<Self, EntryError> {
+    pub fn new<T: Event>(event: &Envelope<T>, pii: &Sealer) -> Result<Self, EntryError> {
         Ok(Self {
             event_id: event.id,
             event_type: event.event_type.clone(),
             aggregate_id: Uuid::parse_str(&event.subject)?,
-            payload: serde_json::to_value(event)?,
+            payload: pii.seal(super::PAYLOAD, &serde_json::to_string(event)?)?,
             trace: StoredTraceContext::capture_current(),
         })
     }

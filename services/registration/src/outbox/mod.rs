@@ -64,11 +64,15 @@ pub(crate) use trace::StoredTraceContext;
 /// sign-up handler and in the AMQP `app_id` of every message sent from the outbox.
 pub const SOURCE: &str = "/registration";
 
+/// The sealed payload's column ([`service_kit::pii`]): the envelope holds the user's
+/// address and name.
+pub(crate) const PAYLOAD: service_kit::pii::Column = "outbox.payload";
+
 /// The columns of an [`OutboxRow`], in one place so that every query reading rows (the
-/// relay's claim, the replay's pages) agrees with the struct. The JSON payload is read as
-/// text: it is sent byte for byte and never parsed here.
-const COLUMNS: &str = "position, event_id, event_type, aggregate_id, payload::text as payload,
-                       traceparent, tracestate, created_at";
+/// relay's claim, the replay's pages) agrees with the struct. The payload is read sealed:
+/// it is opened just before it is sent, and never parsed here.
+const COLUMNS: &str = "position, event_id, event_type, aggregate_id,
+                       payload_sealed as payload, traceparent, tracestate, created_at";
 
 /// `select <COLUMNS> from outbox <rest>`, for every query that reads [`OutboxRow`]s.
 ///
@@ -91,8 +95,9 @@ pub(crate) struct OutboxRow {
     pub(crate) event_type: String,
     /// The user the event is about: the AMQP `correlation_id`.
     pub(crate) aggregate_id: Uuid,
-    /// The whole envelope as JSON text: the message body, exactly as it was enqueued.
-    pub(crate) payload: String,
+    /// The whole envelope as JSON text, sealed: the message body, exactly as it was
+    /// enqueued, once opened ([`OutboxRow::body`]).
+    pub(crate) payload: Vec<u8>,
     /// The trace context of the sign-up request (the `traceparent`, `tracestate` columns).
     #[sqlx(flatten)]
     pub(crate) trace: StoredTraceContext,

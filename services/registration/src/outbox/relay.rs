@@ -17,13 +17,14 @@ use messaging::{
     publisher::{OutgoingMessage, Publisher},
     topology::Topology,
 };
+use service_kit::pii::{PiiError, Sealer};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{OutboxRow, SOURCE, select_rows};
+use super::{OutboxRow, PAYLOAD, SOURCE, select_rows};
 
 /// Wakes the relay as soon as a sign-up has committed, so its event leaves at once
 /// instead of at the next sweep.
@@ -66,6 +67,17 @@ pub struct Relay {
     pub wake: RelayWakeUp,
     /// The relay's broker link, for `/readyz`.
     pub status: BrokerStatus,
+    /// Opens the sealed payloads just before they are sent.
+    pub pii: Sealer,
+}
+
+/// What became of one row.
+enum Sent {
+    /// The broker confirmed it.
+    Yes,
+    /// Its payload does not open (its key was dropped from `PII_KEYS`): it stays in the
+    /// outbox, logged, until the key is back.
+    Unreadable,
 }
 
 /// Why a batch stopped.
@@ -159,7 +171,8 @@ impl Relay {
         let mut broker_error = None;
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => published.push(row.position),
+                Ok(Sent::Yes) => published.push(row.position),
+                Ok(Sent::Unreadable) => {}
                 Err(error) => {
                     broker_error.get_or_insert(error);
                 }
@@ -183,7 +196,7 @@ impl Relay {
         &self,
         publisher: &Publisher,
         row: &OutboxRow,
-    ) -> Result<(), MessagingError> {
+    ) -> Result<Sent, MessagingError> {
         let exchange = self.topology.exchange();
         let span = tracing::info_span!(
             "publish",
@@ -197,7 +210,16 @@ impl Relay {
         );
         let _ = span.set_parent(row.trace.restore());
         let headers = Headers::default().with_trace_context(&span.context());
-        let message = outgoing_message(row, headers);
+        let message = match outgoing_message(row, headers, &self.pii) {
+            Ok(message) => message,
+            Err(error) => {
+                span.in_scope(|| {
+                    tracing::error!(error = %error, event_id = %row.event_id,
+                        "event cannot be opened; it stays in the outbox");
+                });
+                return Ok(Sent::Unreadable);
+            }
+        };
         let result = publisher
             .publish(&exchange, &row.event_type, &message)
             .instrument(span.clone())
@@ -214,22 +236,27 @@ impl Relay {
                 metrics::counter!("events_publish_failed_total", "event_type" => row.event_type.clone()).increment(1);
             }
         }
-        result
+        result.map(|()| Sent::Yes)
     }
 }
 
 /// The AMQP message for a row: the same id, type, properties and body every time it is
 /// sent, by the relay or by a replay, so consumers see one event however often it comes.
-pub(crate) fn outgoing_message(row: &OutboxRow, headers: Headers) -> OutgoingMessage {
-    OutgoingMessage {
+/// The body is the opened payload.
+pub(crate) fn outgoing_message(
+    row: &OutboxRow,
+    headers: Headers,
+    pii: &Sealer,
+) -> Result<OutgoingMessage, PiiError> {
+    Ok(OutgoingMessage {
         message_id: row.event_id.to_string(),
         event_type: row.event_type.clone(),
         correlation_id: row.aggregate_id.to_string(),
         source: SOURCE.to_owned(),
         timestamp: u64::try_from(row.created_at.timestamp()).unwrap_or_default(),
         headers,
-        body: row.payload.clone().into_bytes(),
-    }
+        body: pii.open(PAYLOAD, &row.payload)?.into_bytes(),
+    })
 }
 
 /// HELP texts, and the counters at 0 from the start (one line per event type registration

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use messaging::{
     MessagingError, connection::BrokerConnection, headers::Headers, topology::Topology,
 };
+use service_kit::pii::{PiiError, Sealer};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -45,6 +46,9 @@ pub enum ReplayError {
     /// The broker failed, or the target queue does not exist.
     #[error(transparent)]
     Broker(#[from] MessagingError),
+    /// An event does not open (its key was dropped from `PII_KEYS`).
+    #[error(transparent)]
+    Sealing(#[from] PiiError),
 }
 
 /// Publishes the selected, already published events, oldest first, to the queue through
@@ -55,6 +59,7 @@ pub async fn replay(
     amqp_url: &str,
     topology: &Topology,
     args: &ReplayArgs,
+    pii: &Sealer,
 ) -> Result<u64, ReplayError> {
     let queue = topology.queue(&args.to_queue);
     let connection = BrokerConnection::open(amqp_url, "registration replay").await?;
@@ -71,7 +76,7 @@ pub async fn replay(
         let Some(last) = page.last() else { break };
         after = last.position;
         for event in &page {
-            let message = outgoing_message(event, replay_headers(event));
+            let message = outgoing_message(event, replay_headers(event), pii)?;
             publisher.publish(&exchange, &queue, &message).await?;
             replayed += 1;
         }

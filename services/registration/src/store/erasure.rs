@@ -70,7 +70,7 @@ pub async fn erase_user(
               forgotten_keys as (delete from idempotency where user_id = $1),
               recorded as (insert into erased_users (user_id, erased_at) values ($1, $2))
          insert into outbox
-             (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
+             (event_id, event_type, aggregate_id, payload_sealed, traceparent, tracestate)
          values ($3, $4, $1, $5, $6, $7)",
     )
     .bind(user_id)

@@ -2,56 +2,72 @@
 //! a retry, forgotten after their retention.
 
 use serde_json::Value;
+use service_kit::pii::{Column, Sealer};
 use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use super::StoreError;
+
+/// The request's keyed hash: a retry with the same body has the same one, and nothing can
+/// be learnt from it without the key.
+pub(crate) const REQUEST: Column = "idempotency.request";
+/// The sealed answer (it repeats the address and the name).
+pub(crate) const RESPONSE: Column = "idempotency.response";
 
 /// What a key means for this request.
 #[derive(Debug)]
 pub enum IdempotencyClaim {
     /// First use: the key is now held by this transaction.
     New,
-    /// The key was used before; here is what was asked and answered then.
+    /// The key was used before with the same request; here is the answer then.
     Replay {
-        /// The first request's normalised body.
-        request: Value,
         /// The first answer's body.
         body: Value,
     },
+    /// The key was used before with a different request.
+    Reused,
 }
 
-/// Claims `key` inside the transaction. A concurrent request with the same key waits on
-/// the primary key until this transaction ends, then sees the stored answer (or, if this
-/// one rolled back, claims the key itself).
+/// Claims `key` inside the transaction for `request` (the normalised body). A concurrent
+/// request with the same key waits on the primary key until this transaction ends, then
+/// sees the stored answer (or, if this one rolled back, claims the key itself).
 pub async fn claim_idempotency_key(
     tx: &mut PgConnection,
+    pii: &Sealer,
     key: &str,
     request: &Value,
-) -> Result<IdempotencyClaim, sqlx::Error> {
+) -> Result<IdempotencyClaim, StoreError> {
+    let request_hash = request_hash(pii, request);
     // One span for both statements: the read-back is part of claiming a taken key.
     async {
         let inserted = sqlx::query(
-            "insert into idempotency (idempotency_key, request) values ($1, $2)
+            "insert into idempotency (idempotency_key, request_hash) values ($1, $2)
              on conflict (idempotency_key) do nothing",
         )
         .bind(key)
-        .bind(request)
+        .bind(&request_hash)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(IdempotencyClaim::New);
         }
-        let (request, body): (Value, Option<Value>) = sqlx::query_as(
-            "select request, response_body from idempotency where idempotency_key = $1",
+        let (first_request, body): (Option<Vec<u8>>, Option<Vec<u8>>) = sqlx::query_as(
+            "select request_hash, response_sealed from idempotency where idempotency_key = $1",
         )
         .bind(key)
         .fetch_one(tx)
         .await?;
-        Ok(IdempotencyClaim::Replay {
-            request,
-            body: body.unwrap_or(Value::Null),
-        })
+        if first_request.as_deref() != Some(request_hash.as_slice()) {
+            return Ok(IdempotencyClaim::Reused);
+        }
+        let body = match body {
+            Some(sealed) => serde_json::from_str(&pii.open(RESPONSE, &sealed)?)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+            None => Value::Null,
+        };
+        Ok(IdempotencyClaim::Replay { body })
     }
     .instrument(service_kit::db_span!("INSERT", "idempotency"))
     .await
@@ -74,21 +90,29 @@ pub fn idempotency_keys(keep_for: std::time::Duration) -> service_kit::retention
 /// user it created (so that erasing the user deletes the record too).
 pub async fn save_idempotent_response(
     tx: &mut PgConnection,
+    pii: &Sealer,
     key: &str,
     user_id: Uuid,
     status: u16,
     body: &Value,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
+    let sealed = pii.seal(RESPONSE, &body.to_string())?;
     sqlx::query(
-        "update idempotency set user_id = $2, response_status = $3, response_body = $4
+        "update idempotency set user_id = $2, response_status = $3, response_sealed = $4
          where idempotency_key = $1",
     )
     .bind(key)
     .bind(user_id)
     .bind(i16::try_from(status).unwrap_or(i16::MAX))
-    .bind(body)
+    .bind(sealed)
     .execute(tx)
     .instrument(service_kit::db_span!("UPDATE", "idempotency"))
     .await?;
     Ok(())
+}
+
+/// The keyed hash of a normalised request. `Value`'s text has its keys in one order, so
+/// equal requests hash alike.
+pub(crate) fn request_hash(pii: &Sealer, request: &Value) -> Vec<u8> {
+    pii.lookup_hash(REQUEST, &request.to_string())
 }

@@ -6,6 +6,8 @@
 mod erasure;
 /// The `Idempotency-Key` records.
 mod idempotency;
+/// Sealing what is clear, and re-sealing what an older key sealed.
+mod sealing;
 /// Users: the batch insert with their events, and the read-back.
 mod users;
 
@@ -15,6 +17,7 @@ pub use erasure::{ErasureTarget, erase_user, lock_for_erasure};
 pub use idempotency::{
     IdempotencyClaim, claim_idempotency_key, idempotency_keys, save_idempotent_response,
 };
+pub use sealing::seal_all;
 pub use users::{Inserted, SignUp, User, find_user, insert_user, insert_users};
 
 /// Failures of the write path that callers must tell apart.
@@ -32,5 +35,14 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(Arc::new(error))
+    }
+}
+
+/// A stored value that does not open (its key was dropped from `PII_KEYS`, or the bytes
+/// were altered) is a value the database gave back that cannot be decoded: a 500, with
+/// the cause in the log.
+impl From<service_kit::pii::PiiError> for StoreError {
+    fn from(error: service_kit::pii::PiiError) -> Self {
+        Self::Database(Arc::new(sqlx::Error::Decode(Box::new(error))))
     }
 }

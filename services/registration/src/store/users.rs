@@ -1,6 +1,7 @@
 //! Users: a sign-up batch written with its events in one statement, and the read-back.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use service_kit::pii::{Column, PiiError, Sealer};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -8,8 +9,13 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::{domain::NewUser, outbox::OutboxEntry};
 
+/// The sealed address's column, and its keyed hash's (the unique index).
+pub(crate) const EMAIL: Column = "users.email";
+/// The sealed name's column.
+pub(crate) const DISPLAY_NAME: Column = "users.display_name";
+
 /// A user, as stored and as the API shows it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct User {
     /// UUIDv7.
     pub user_id: Uuid,
@@ -35,13 +41,32 @@ impl User {
     }
 }
 
-/// A user to insert with its event's outbox row.
+/// A user to insert with its event's outbox row, its personal data already sealed: what
+/// reaches the database is only ever the sealed form.
 #[derive(Debug, Clone)]
 pub struct SignUp {
-    /// The new user.
-    pub user: User,
-    /// The `user.registered` event about them.
-    pub event: OutboxEntry,
+    user_id: Uuid,
+    created_at: DateTime<Utc>,
+    /// The address's keyed hash: what the unique index compares.
+    email_hash: Vec<u8>,
+    email: Vec<u8>,
+    display_name: Vec<u8>,
+    /// The `user.registered` event about them (sealed too).
+    event: OutboxEntry,
+}
+
+impl SignUp {
+    /// `user` sealed with `pii`, with its event.
+    pub fn new(user: &User, event: OutboxEntry, pii: &Sealer) -> Result<Self, PiiError> {
+        Ok(Self {
+            user_id: user.user_id,
+            created_at: user.created_at,
+            email_hash: pii.lookup_hash(EMAIL, &user.email),
+            email: pii.seal(EMAIL, &user.email)?,
+            display_name: pii.seal(DISPLAY_NAME, &user.display_name)?,
+            event,
+        })
+    }
 }
 
 /// What became of one sign-up of a batch.
@@ -94,29 +119,32 @@ pub async fn insert_users<'c>(
     }
     let created: Vec<(bool,)> = sqlx::query_as(
         "with batch as (
-             select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],
-                                  $5::uuid[], $6::text[], $7::uuid[], $8::jsonb[], $9::text[],
-                                  $10::text[])
-             with ordinality as b(user_id, email, display_name, created_at,
-                                  event_id, event_type, aggregate_id, payload,
-                                  traceparent, tracestate, position)),
+             select * from unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::bytea[],
+                                  $5::timestamptz[], $6::uuid[], $7::text[], $8::uuid[],
+                                  $9::bytea[], $10::text[], $11::text[])
+             with ordinality as b(user_id, email_hash, email_sealed, display_name_sealed,
+                                  created_at, event_id, event_type, aggregate_id,
+                                  payload_sealed, traceparent, tracestate, position)),
          new_users as (
-             insert into users (user_id, email, display_name, created_at)
-             select user_id, email, display_name, created_at from batch order by email
-             on conflict (email) do nothing
+             insert into users
+                 (user_id, email_hash, email_sealed, display_name_sealed, created_at)
+             select user_id, email_hash, email_sealed, display_name_sealed, created_at
+             from batch order by email_hash
+             on conflict (email_hash) do nothing
              returning user_id),
          new_events as (
              insert into outbox
-                 (event_id, event_type, aggregate_id, payload, traceparent, tracestate)
-             select event_id, event_type, aggregate_id, payload, traceparent, tracestate
+                 (event_id, event_type, aggregate_id, payload_sealed, traceparent, tracestate)
+             select event_id, event_type, aggregate_id, payload_sealed, traceparent, tracestate
              from batch join new_users using (user_id) order by position)
          select exists (select 1 from new_users n where n.user_id = b.user_id)
          from batch b order by b.position",
     )
-    .bind(column(sign_ups, |s| s.user.user_id))
-    .bind(column(sign_ups, |s| s.user.email.clone()))
-    .bind(column(sign_ups, |s| s.user.display_name.clone()))
-    .bind(column(sign_ups, |s| s.user.created_at))
+    .bind(column(sign_ups, |s| s.user_id))
+    .bind(column(sign_ups, |s| s.email_hash.clone()))
+    .bind(column(sign_ups, |s| s.email.clone()))
+    .bind(column(sign_ups, |s| s.display_name.clone()))
+    .bind(column(sign_ups, |s| s.created_at))
     .bind(column(sign_ups, |s| s.event.event_id))
     .bind(column(sign_ups, |s| s.event.event_type.clone()))
     .bind(column(sign_ups, |s| s.event.aggregate_id))
@@ -137,11 +165,30 @@ pub async fn insert_users<'c>(
         .collect())
 }
 
-/// Reads one user.
-pub async fn find_user(db: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("select user_id, email, display_name, created_at from users where user_id = $1")
-        .bind(user_id)
-        .fetch_optional(db)
-        .instrument(service_kit::db_span!("SELECT", "users"))
-        .await
+/// A `users` row as stored: id, sealed address, sealed name, sign-up time.
+type SealedUserRow = (Uuid, Vec<u8>, Vec<u8>, DateTime<Utc>);
+
+/// Reads one user, opening what is sealed.
+pub async fn find_user(
+    db: &PgPool,
+    pii: &Sealer,
+    user_id: Uuid,
+) -> Result<Option<User>, StoreError> {
+    let row: Option<SealedUserRow> = sqlx::query_as(
+        "select user_id, email_sealed, display_name_sealed, created_at
+         from users where user_id = $1 and email_sealed is not null",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .instrument(service_kit::db_span!("SELECT", "users"))
+    .await?;
+    let Some((user_id, email, display_name, created_at)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(User {
+        user_id,
+        email: pii.open(EMAIL, &email)?,
+        display_name: pii.open(DISPLAY_NAME, &display_name)?,
+        created_at,
+    }))
 }

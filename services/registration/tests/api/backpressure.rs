@@ -43,6 +43,7 @@ async fn a_saturated_api_answers_503_with_retry_after() {
         sign_ups: SignUps::new(db.clone(), 1),
         db,
         relay_wake: RelayWakeUp::default(),
+        pii: test_support::test_sealer(),
     };
     let app = router(state, 1, None);
 
@@ -84,6 +85,7 @@ async fn an_unreachable_database_is_a_503_with_retry_after() {
             sign_ups: SignUps::new(db.clone(), 8),
             db,
             relay_wake: RelayWakeUp::default(),
+            pii: test_support::test_sealer(),
         },
         8,
         None,

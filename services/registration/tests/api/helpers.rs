@@ -11,7 +11,7 @@ use registration::config::Config;
 use reqwest::Response;
 use serde_json::Value;
 use sqlx::PgPool;
-use test_support::{Isolation, RunningApp};
+use test_support::{Cleanup, Isolation, RunningApp};
 use tracing_subscriber::{
     Layer as _,
     filter::{LevelFilter, Targets},
@@ -23,6 +23,15 @@ pub(crate) struct TestApp {
     app: RunningApp,
     /// The app's own database, for counting what a request wrote.
     db: PgPool,
+    /// Its names, for a restart on the same database.
+    isolation: Isolation,
+}
+
+/// A stopped app's database and names, for the next app to start on
+/// ([`TestApp::stop_keeping_database`], [`spawn_app_on`]).
+pub(crate) struct KeptDatabase {
+    isolation: Isolation,
+    cleanup: Cleanup,
 }
 
 /// Builds registration with a random database and topology prefix, runs it, and waits
@@ -34,21 +43,37 @@ pub(crate) async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with `flags` added to the test's own, e.g. a rate limit.
 pub(crate) async fn spawn_app_with(flags: &[&str]) -> TestApp {
-    install_tracing();
     let isolation = Isolation::new();
+    // Registration declares its exchange and no queue.
+    let cleanup = isolation.cleanup(isolation.topology("users"), Vec::new());
+    start(isolation, cleanup, test_support::PII_KEYS, flags).await
+}
+
+/// Registration restarted on a stopped app's database, with `pii_keys` (`PII_KEYS`).
+pub(crate) async fn spawn_app_on(kept: KeptDatabase, pii_keys: &str) -> TestApp {
+    let flags = ["--sign-up-rate-limit-per-second", "0"];
+    start(kept.isolation, kept.cleanup, pii_keys, &flags).await
+}
+
+async fn start(isolation: Isolation, cleanup: Cleanup, pii_keys: &str, flags: &[&str]) -> TestApp {
+    install_tracing();
     let mut args = isolation.service_args("registration");
-    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    args.extend(
+        ["--pii-keys", pii_keys]
+            .into_iter()
+            .chain(["--pii-lookup-key", test_support::PII_LOOKUP_KEY])
+            .chain(flags.iter().copied())
+            .map(str::to_owned),
+    );
     let config = Config::try_parse_from(args).expect("the test configuration parses");
     let app = registration::startup::build(config)
         .await
         .expect("registration builds against the local PostgreSQL");
-    // Registration declares its exchange and no queue.
-    let cleanup = isolation.cleanup(isolation.topology("users"), Vec::new());
     let app = RunningApp::start("registration", app, cleanup).await;
     let db = PgPool::connect(isolation.database_url())
         .await
         .expect("the app created its database");
-    TestApp { app, db }
+    TestApp { app, db, isolation }
 }
 
 impl TestApp {
@@ -120,16 +145,27 @@ impl TestApp {
         value.unwrap_or_default()
     }
 
-    /// The type and payload of every event about one user in the event log, in order.
+    /// The type and (opened) payload of every event about one user in the event log, in
+    /// order.
     pub(crate) async fn events_of(&self, user_id: &str) -> Vec<(String, Value)> {
-        sqlx::query_as(
-            "select event_type, payload from outbox
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "select event_type, payload_sealed from outbox
              where aggregate_id = $1::uuid order by position",
         )
         .bind(user_id)
         .fetch_all(&self.db)
         .await
-        .expect("the outbox is readable")
+        .expect("the outbox is readable");
+        let pii = test_support::test_sealer();
+        rows.into_iter()
+            .map(|(event_type, sealed)| {
+                let payload = pii
+                    .open("outbox.payload", &sealed)
+                    .expect("the payload opens with the test key");
+                let payload = serde_json::from_str(&payload).expect("the payload is JSON");
+                (event_type, payload)
+            })
+            .collect()
     }
 
     /// The `traceparent` column of every outbox row, in order.
@@ -146,6 +182,24 @@ impl TestApp {
     pub(crate) async fn stop(self) {
         self.db.close().await;
         self.app.stop().await;
+    }
+
+    /// Stops the app and keeps its database for [`spawn_app_on`].
+    pub(crate) async fn stop_keeping_database(self) -> KeptDatabase {
+        self.db.close().await;
+        let cleanup = self.app.stop_keeping().await;
+        KeptDatabase {
+            isolation: self.isolation,
+            cleanup,
+        }
+    }
+
+    /// Runs a statement on the app's database, e.g. a row as an older version wrote it.
+    pub(crate) async fn execute(&self, statement: &'static str) {
+        sqlx::query(statement)
+            .execute(&self.db)
+            .await
+            .expect("the statement runs");
     }
 }
 

@@ -9,6 +9,7 @@ mod helpers;
 mod idempotency;
 mod openapi;
 mod rate_limit;
+mod sealing;
 mod sign_ups;
 mod trace_context;
 mod users;

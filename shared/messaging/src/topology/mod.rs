@@ -1,12 +1,16 @@
 use std::time::Duration;
 
-use lapin::{
-    Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable, LongString},
-};
+use lapin::{Channel, ExchangeKind, options::QueueBindOptions, types::FieldTable};
 
 use crate::{MessagingError, retry::RetryPolicy};
+
+mod arguments;
+mod declared;
+#[cfg(test)]
+mod tests;
+
+use arguments::{delay_queue_arguments, queue_options, quorum, work_queue_arguments};
+pub use declared::{DeclaredBinding, DeclaredExchange, DeclaredQueue};
 
 /// The exchange every event is published to.
 pub const EXCHANGE: &str = "users";
@@ -224,88 +228,6 @@ async fn declare(channel: &Channel, exchange: &DeclaredExchange) -> Result<(), M
     Ok(())
 }
 
-/// An exchange as the topology declares it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeclaredExchange {
-    /// Its name, e.g. `users`.
-    pub name: String,
-    /// Topic for the events exchange, direct for the others.
-    pub kind: ExchangeKind,
-    /// Durable, not auto-deleted.
-    pub options: ExchangeDeclareOptions,
-}
-
-impl DeclaredExchange {
-    fn new(name: String, kind: ExchangeKind) -> Self {
-        Self {
-            name,
-            kind,
-            options: exchange_options(),
-        }
-    }
-}
-
-/// A binding of a queue to an exchange, as the topology declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeclaredBinding {
-    /// The source exchange.
-    pub exchange: String,
-    /// The destination queue.
-    pub queue: String,
-    /// The routing key.
-    pub routing_key: String,
-}
-
-impl DeclaredBinding {
-    fn new(exchange: &str, queue: &str, routing_key: &str) -> Self {
-        Self {
-            exchange: exchange.to_owned(),
-            queue: queue.to_owned(),
-            routing_key: routing_key.to_owned(),
-        }
-    }
-}
-
-/// One queue as the topology declares it, in a form a document can be compared with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeclaredQueue {
-    /// The queue's name.
-    pub name: String,
-    /// Durable (a quorum queue must be), neither exclusive nor auto-deleted.
-    pub options: QueueDeclareOptions,
-    /// Its arguments (`x-queue-type`, `x-message-ttl`, …) as (name, JSON value) pairs,
-    /// sorted by name: AMQP strings become JSON strings, AMQP integers JSON numbers.
-    pub arguments: Vec<(String, serde_json::Value)>,
-}
-
-impl DeclaredQueue {
-    fn new(name: String, arguments: &FieldTable) -> Self {
-        let arguments = arguments
-            .inner()
-            .iter()
-            .map(|(key, value)| (key.to_string(), json_value(value)))
-            .collect();
-        Self {
-            name,
-            options: queue_options(),
-            arguments,
-        }
-    }
-}
-
-/// An argument's value as JSON, for the kinds the topology declares (strings and 64-bit
-/// integers); anything else becomes its debug text, which no document will match by
-/// accident.
-fn json_value(value: &AMQPValue) -> serde_json::Value {
-    match value {
-        AMQPValue::LongString(text) => {
-            serde_json::Value::String(String::from_utf8_lossy(text.as_bytes()).into_owned())
-        }
-        AMQPValue::LongLongInt(number) => serde_json::Value::from(*number),
-        other => serde_json::Value::String(format!("{other:?}")),
-    }
-}
-
 /// The queues that belong to one consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueNames {
@@ -342,128 +264,5 @@ impl QueueNames {
     /// schedule gets new queues instead of a declaration error.
     pub fn delay_queue(&self, delay: Duration) -> String {
         format!("{}.delay.{}ms", self.work, delay.as_millis())
-    }
-}
-
-/// Every queue survives a broker restart (a quorum queue must be durable) and outlives
-/// the connection that declared it.
-fn queue_options() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    }
-}
-
-/// The exchange survives a broker restart.
-fn exchange_options() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    }
-}
-
-/// `arguments` plus the quorum queue type: replicated on a cluster, durable on a single
-/// node, and the queue type RabbitMQ recommends for data that must not be lost (and the
-/// only replicated one RabbitMQ 4 has).
-fn quorum(mut arguments: FieldTable) -> FieldTable {
-    arguments.insert("x-queue-type".into(), long_string("quorum"));
-    arguments
-}
-
-/// A message the broker gives up on (see [`DELIVERY_LIMIT`]) goes to the DLQ, not away.
-fn work_queue_arguments(names: &QueueNames) -> FieldTable {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(DELIVERY_LIMIT),
-    );
-    arguments.insert("x-dead-letter-exchange".into(), long_string(""));
-    arguments.insert(
-        "x-dead-letter-routing-key".into(),
-        long_string(&names.dead_letter),
-    );
-    arguments
-}
-
-/// Messages wait out the TTL, then the broker dead-letters them through the default
-/// exchange straight back into the work queue. `at-least-once` dead-lettering (with
-/// `reject-publish`, which it requires) keeps a message until the work queue confirmed it.
-fn delay_queue_arguments(work_queue: &str, delay: Duration) -> FieldTable {
-    let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-    arguments.insert("x-dead-letter-exchange".into(), long_string(""));
-    arguments.insert("x-dead-letter-routing-key".into(), long_string(work_queue));
-    arguments.insert(
-        "x-dead-letter-strategy".into(),
-        long_string("at-least-once"),
-    );
-    arguments.insert("x-overflow".into(), long_string("reject-publish"));
-    arguments
-}
-
-fn long_string(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn without_a_prefix_the_names_are_the_designs() {
-        let topology = Topology::default();
-        assert_eq!(topology.exchange(), "users");
-        assert_eq!(
-            topology.queue("email.user-registered"),
-            "email.user-registered"
-        );
-        let names = QueueNames::new(topology.queue("email.user-registered"));
-        assert_eq!(names.dead_letter, "email.user-registered.dlq");
-        assert_eq!(
-            names.delay_queue(Duration::from_secs(2)),
-            "email.user-registered.delay.2000ms"
-        );
-    }
-
-    #[test]
-    fn the_declared_queues_are_the_consumers_queues_with_their_arguments() {
-        let topology = Topology::default();
-        let retry = RetryPolicy::exponential(Duration::from_secs(1), 2);
-        let queues = topology.declared_queues("email.user-registered", &retry);
-        let names: Vec<&str> = queues.iter().map(|queue| queue.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "email.user-registered.dlq",
-                "email.user-registered",
-                "email.user-registered.delay.1000ms",
-                "email.user-registered.delay.2000ms",
-            ]
-        );
-        let delay = &queues[3];
-        assert!(delay.options.durable && !delay.options.exclusive && !delay.options.auto_delete);
-        assert_eq!(
-            delay.arguments,
-            [
-                ("x-dead-letter-exchange", "".into()),
-                ("x-dead-letter-routing-key", "email.user-registered".into()),
-                ("x-dead-letter-strategy", "at-least-once".into()),
-                ("x-message-ttl", 2000.into()),
-                ("x-overflow", "reject-publish".into()),
-                ("x-queue-type", "quorum".into()),
-            ]
-            .map(|(name, value): (&str, serde_json::Value)| (name.to_owned(), value))
-        );
-    }
-
-    #[test]
-    fn a_prefix_applies_to_every_name() {
-        let topology = Topology::new("t42.");
-        assert_eq!(topology.exchange(), "t42.users");
-        assert_eq!(
-            topology.queue("profile.user-registered"),
-            "t42.profile.user-registered"
-        );
     }
 }

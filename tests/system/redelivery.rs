@@ -1,6 +1,7 @@
 use lapin::{BasicProperties, types::ShortString};
 use system_tests::{
     broker::Broker,
+    defaults,
     system::{Service, TestSystem},
 };
 
@@ -15,11 +16,22 @@ async fn a_redelivered_event_changes_nothing() {
         .await;
 
     let db = system.effects().db(Service::Registration).await;
-    let (event_id, payload): (uuid::Uuid, String) =
-        sqlx::query_as("select event_id, payload::text from outbox limit 1")
+    let (event_id, sealed): (uuid::Uuid, Vec<u8>) =
+        sqlx::query_as("select event_id, payload_sealed from outbox limit 1")
             .fetch_one(&db)
             .await
             .expect("the outbox row");
+    let pii = service_kit::pii::PiiSettings {
+        pii_keys: Some(defaults::PII_KEYS.to_owned()),
+        pii_keys_file: None,
+        pii_lookup_key: Some(defaults::PII_LOOKUP_KEY.to_owned()),
+        pii_lookup_key_file: None,
+    }
+    .sealer()
+    .expect("the test keys are valid");
+    let payload = pii
+        .open("outbox.payload", &sealed)
+        .expect("the event opens with the test key");
     let properties = BasicProperties::default()
         .with_message_id(ShortString::from(event_id.to_string()))
         .with_type(ShortString::from("user.registered.v1"))

@@ -72,17 +72,8 @@ impl RunningApp {
 
     /// Stops the app as SIGTERM would and waits for it, within [`PATIENCE`], then removes
     /// what it created (the [`Cleanup`]).
-    pub async fn stop(mut self) {
-        let (shutdown, task) = self.running.take().expect("stop runs once");
-        shutdown.cancel();
-        tokio::time::timeout(PATIENCE, task)
-            .await
-            .expect("the app stops within its shutdown timeout")
-            .expect("the app task does not panic")
-            .expect("the app stops without an I/O error");
-        if let Some(cleanup) = self.cleanup.take() {
-            cleanup.remove().await;
-        }
+    pub async fn stop(self) {
+        self.stop_keeping().await.remove().await;
     }
 
     /// Stops the app like [`RunningApp::stop`] but removes nothing: the returned

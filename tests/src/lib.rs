@@ -62,4 +62,15 @@ pub mod defaults {
     pub const PII_KEYS: &str = "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     /// The key of the tests' lookup hashes (`PII_LOOKUP_KEY`).
     pub const PII_LOOKUP_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    /// A sealer with the tests' keys: opens what the services sealed in their databases.
+    pub fn sealer() -> service_kit::pii::Sealer {
+        service_kit::pii::PiiSettings {
+            pii_keys: Some(PII_KEYS.to_owned()),
+            pii_keys_file: None,
+            pii_lookup_key: Some(PII_LOOKUP_KEY.to_owned()),
+            pii_lookup_key_file: None,
+        }
+        .sealer()
+        .expect("the test keys are valid")
+    }
 }

@@ -21,15 +21,7 @@ async fn a_redelivered_event_changes_nothing() {
             .fetch_one(&db)
             .await
             .expect("the outbox row");
-    let pii = service_kit::pii::PiiSettings {
-        pii_keys: Some(defaults::PII_KEYS.to_owned()),
-        pii_keys_file: None,
-        pii_lookup_key: Some(defaults::PII_LOOKUP_KEY.to_owned()),
-        pii_lookup_key_file: None,
-    }
-    .sealer()
-    .expect("the test keys are valid");
-    let payload = pii
+    let payload = defaults::sealer()
         .open("outbox.payload", &sealed)
         .expect("the event opens with the test key");
     let properties = BasicProperties::default()

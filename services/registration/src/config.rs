@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use service_kit::pii::PiiSettings;
 use service_kit::{
     config::{ServiceArgs, ServiceIdentity},
     secrets::{ResolveSecrets, SecretError},
@@ -30,9 +29,6 @@ pub struct Config {
     /// The per-client limit on sign-ups.
     #[command(flatten)]
     pub rate_limit: RateLimitSettings,
-    /// The keys that seal the users' addresses and names at rest.
-    #[command(flatten)]
-    pub pii: PiiSettings,
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,

@@ -22,7 +22,7 @@ async fn run_replay(
     telemetry::install_propagator();
     let db = sqlx::PgPool::connect(&config.service.database_url).await?;
     let topology = messaging::topology::Topology::new(config.service.topology_prefix.clone());
-    let pii = config.pii.sealer()?;
+    let pii = config.service.pii.sealer()?;
     let count =
         registration::outbox::replay::replay(&db, &config.service.amqp_url, &topology, args, &pii)
             .await?;

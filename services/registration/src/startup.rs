@@ -25,7 +25,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         .await
         .context("cannot prepare the registration database")?;
 
-    let pii = config.pii.sealer()?;
+    let pii = config.service.pii.sealer()?;
     let sealed = store::seal_all(&db, &pii)
         .await
         .context("cannot seal the stored personal data under the current key")?;

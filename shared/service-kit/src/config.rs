@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 
 use crate::{
+    pii::PiiSettings,
     postgres::PoolSettings,
     secrets::{ResolveSecrets, SecretError, put_password_from_file},
 };
@@ -76,6 +77,9 @@ pub struct ServiceArgs {
     /// How long shutdown waits for in-flight work before giving up, in seconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+    /// The keys that seal the personal data the service stores.
+    #[command(flatten)]
+    pub pii: PiiSettings,
 }
 
 impl ServiceArgs {

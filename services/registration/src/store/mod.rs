@@ -38,6 +38,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Re-sealing at start stopped: a statement failed, or a value does not open.
+impl From<service_kit::pii::ResealError> for StoreError {
+    fn from(error: service_kit::pii::ResealError) -> Self {
+        match error {
+            service_kit::pii::ResealError::Database(error) => error.into(),
+            service_kit::pii::ResealError::Sealing(error) => error.into(),
+        }
+    }
+}
+
 /// A stored value that does not open (its key was dropped from `PII_KEYS`, or the bytes
 /// were altered) is a value the database gave back that cannot be decoded: a 500, with
 /// the cause in the log.

@@ -1,13 +1,11 @@
 //! Keeping every stored value sealed under the current key: rows written before sealing
 //! existed (clear columns, migration 0006) are sealed, and rows sealed under an older key
-//! (after a key rotation) are sealed again. Runs at start, before the service serves, in
-//! batches; two instances starting together take turns on the rows (`for update`: the
-//! second re-reads a row the first changed and finds nothing left to do).
+//! (after a key rotation) are sealed again (`service_kit::pii::SealedTable::reseal`). Runs
+//! at start, before the service serves.
 
 use serde_json::Value;
-use service_kit::pii::{Column, PiiError, Sealer};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
-use uuid::Uuid;
+use service_kit::pii::{SealedColumn, SealedTable, Sealer};
+use sqlx::{PgConnection, PgPool};
 
 use super::{
     StoreError,
@@ -19,151 +17,66 @@ use crate::outbox::PAYLOAD;
 /// Rows per transaction.
 const BATCH: i64 = 500;
 
-/// Which of a table's rows [`seal_all`] visits, one batch at a time.
-#[derive(Debug, Clone, Copy)]
-enum Table {
-    Users,
-    Outbox,
-    Idempotency,
-}
+/// The users' address (with its keyed hash, the unique index) and name.
+static USERS: SealedTable = SealedTable {
+    table: "users",
+    columns: &[
+        SealedColumn {
+            column: EMAIL,
+            clear: "email",
+            sealed: "email_sealed",
+            hash: Some("email_hash"),
+        },
+        SealedColumn {
+            column: DISPLAY_NAME,
+            clear: "display_name",
+            sealed: "display_name_sealed",
+            hash: None,
+        },
+    ],
+};
+
+/// The events' payloads (the event log).
+static OUTBOX: SealedTable = SealedTable {
+    table: "outbox",
+    columns: &[SealedColumn {
+        column: PAYLOAD,
+        clear: "payload",
+        sealed: "payload_sealed",
+        hash: None,
+    }],
+};
 
 /// Seals what is clear and re-seals what an older key sealed, in users, the event log and
 /// the idempotency records. Returns how many rows changed.
 pub async fn seal_all(db: &PgPool, pii: &Sealer) -> Result<u64, StoreError> {
-    let mut changed = 0;
-    for table in [Table::Users, Table::Outbox, Table::Idempotency] {
-        loop {
-            let mut tx = db.begin().await?;
-            let batch = match table {
-                Table::Users => users(&mut tx, pii).await?,
-                Table::Outbox => outbox(&mut tx, pii).await?,
-                Table::Idempotency => idempotency(&mut tx, pii).await?,
-            };
-            tx.commit().await?;
-            changed += batch;
-            if batch == 0 {
-                break;
-            }
+    let mut changed = USERS.reseal(db, pii).await? + OUTBOX.reseal(db, pii).await?;
+    loop {
+        let mut tx = db.begin().await?;
+        let batch = idempotency(&mut tx, pii).await?;
+        tx.commit().await?;
+        changed += batch;
+        if batch == 0 {
+            return Ok(changed);
         }
     }
-    Ok(changed)
 }
 
-/// `select <columns> from <table> where <clear> is not null or <sealed ones are stale>
-/// limit $3 for update`, where `$1` and `$2` are the current key's prefix length and
-/// bytes. Only names written in this module are spliced in, never data.
-fn stale_rows(columns: &str, table: &str, clear: &str, sealed: &[&str]) -> AssertSqlSafe<String> {
-    let stale: Vec<String> = sealed
-        .iter()
-        .map(|column| format!("substring({column} from 1 for $1) <> $2"))
-        .collect();
-    AssertSqlSafe(format!(
-        "select {columns} from {table} where {clear} is not null or {} limit $3 for update",
-        stale.join(" or ")
-    ))
-}
-
-/// The current key's prefix, bound as `$1` and `$2`, and the batch size as `$3`.
-fn bind_prefix<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    prefix: &'q [u8],
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
-        .bind(prefix)
-        .bind(BATCH)
-}
-
-/// The value of a column pair: the clear one if the row predates sealing, else opened.
-fn opened(
-    pii: &Sealer,
-    column: Column,
-    clear: Option<String>,
-    sealed: Option<&[u8]>,
-) -> Result<String, PiiError> {
-    match (clear, sealed) {
-        (Some(clear), _) => Ok(clear),
-        (None, Some(sealed)) => pii.open(column, sealed),
-        (None, None) => Err(PiiError::Unreadable(column)),
-    }
-}
-
-type UserRow = (
-    Uuid,
-    Option<String>,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-);
-
-async fn users(tx: &mut PgConnection, pii: &Sealer) -> Result<u64, StoreError> {
-    let prefix = pii.current_prefix();
-    let rows: Vec<UserRow> = bind_prefix(
-        sqlx::query_as(stale_rows(
-            "user_id, email, display_name, email_sealed, display_name_sealed",
-            "users",
-            "email",
-            &["email_sealed", "display_name_sealed"],
-        )),
-        &prefix,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (user_id, email, name, email_sealed, name_sealed) in &rows {
-        let email = opened(pii, EMAIL, email.clone(), email_sealed.as_deref())?;
-        let name = opened(pii, DISPLAY_NAME, name.clone(), name_sealed.as_deref())?;
-        sqlx::query(
-            "update users set email = null, display_name = null, email_hash = $2,
-                 email_sealed = $3, display_name_sealed = $4
-             where user_id = $1",
-        )
-        .bind(user_id)
-        .bind(pii.lookup_hash(EMAIL, &email))
-        .bind(pii.seal(EMAIL, &email)?)
-        .bind(pii.seal(DISPLAY_NAME, &name)?)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(rows.len() as u64)
-}
-
-async fn outbox(tx: &mut PgConnection, pii: &Sealer) -> Result<u64, StoreError> {
-    let prefix = pii.current_prefix();
-    let rows: Vec<(i64, Option<String>, Option<Vec<u8>>)> = bind_prefix(
-        sqlx::query_as(stale_rows(
-            "position, payload::text, payload_sealed",
-            "outbox",
-            "payload",
-            &["payload_sealed"],
-        )),
-        &prefix,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (position, payload, sealed) in &rows {
-        let payload = opened(pii, PAYLOAD, payload.clone(), sealed.as_deref())?;
-        sqlx::query("update outbox set payload = null, payload_sealed = $2 where position = $1")
-            .bind(position)
-            .bind(pii.seal(PAYLOAD, &payload)?)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(rows.len() as u64)
-}
-
+/// The idempotency records are their own case: an old record's clear request becomes a
+/// keyed hash of it (what a retry is compared by), its answer is sealed.
 type IdempotencyRow = (String, Option<Value>, Option<String>, Option<Vec<u8>>);
 
 async fn idempotency(tx: &mut PgConnection, pii: &Sealer) -> Result<u64, StoreError> {
     let prefix = pii.current_prefix();
-    let rows: Vec<IdempotencyRow> = bind_prefix(
-        sqlx::query_as(stale_rows(
-            "idempotency_key, request, response_body::text, response_sealed",
-            "idempotency",
-            "request",
-            &["response_sealed"],
-        )),
-        &prefix,
+    let rows: Vec<IdempotencyRow> = sqlx::query_as(
+        "select idempotency_key, request, response_body::text, response_sealed
+         from idempotency
+         where request is not null or substring(response_sealed from 1 for $1) <> $2
+         limit $3 for update",
     )
+    .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
+    .bind(&prefix)
+    .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
     for (key, request, response, response_sealed) in &rows {
@@ -173,8 +86,9 @@ async fn idempotency(tx: &mut PgConnection, pii: &Sealer) -> Result<u64, StoreEr
             serde_json::json!({"email": field("email"), "display_name": field("display_name")})
         });
         let response = match (response, response_sealed) {
+            (Some(clear), _) => Some(clear.clone()),
+            (None, Some(sealed)) => Some(pii.open(RESPONSE, sealed)?),
             (None, None) => None,
-            (clear, sealed) => Some(opened(pii, RESPONSE, clear.clone(), sealed.as_deref())?),
         };
         let sealed = response
             .map(|response| pii.seal(RESPONSE, &response))

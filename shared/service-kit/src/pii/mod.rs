@@ -9,7 +9,7 @@
 //!
 //! A sealed value names the key that sealed it, so keys rotate without a flag day: put a
 //! new key first in `PII_KEYS` (it seals everything written from then on, and the old ones
-//! still open what they sealed), let the service re-seal the old rows (each does at start), then drop the
+//! still open what they sealed), let the service re-seal the old rows (each does at start, [`SealedTable::reseal`]), then drop the
 //! old key. The lookup key cannot rotate that way (every stored hash would have to be
 //! recomputed from the opened values at once): it is long-lived, and a leak of it alone
 //! reveals nothing without the data. See docs/decisions/0014.
@@ -18,6 +18,7 @@
 //! a 96-bit random nonce, then the ciphertext and its tag. The column's name is the
 //! associated data, so a value copied into another column does not open.
 
+mod reseal;
 mod settings;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use ring::{
     rand::{SecureRandom, SystemRandom},
 };
 
+pub use reseal::{ResealError, SealedColumn, SealedTable};
 pub use settings::{PiiSettings, SettingsError};
 
 /// The first byte of every sealed value; a later format would take another.

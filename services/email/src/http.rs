@@ -8,11 +8,11 @@ use axum::{
     http::StatusCode,
 };
 use service_kit::{
+    consumer_service::ApiState,
     http_error::HttpError,
     openapi::{InternalError, Unavailable},
     problem::{Input, Problem},
 };
-use sqlx::PgPool;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::store::{self, WelcomeMail};
@@ -34,7 +34,7 @@ use crate::store::{self, WelcomeMail};
     )
 )]
 async fn list(
-    State(db): State<PgPool>,
+    State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<WelcomeMail>>, HttpError> {
     let to = query
@@ -54,11 +54,11 @@ async fn list(
     if to.chars().any(char::is_control) {
         return Ok(Json(Vec::new()));
     }
-    Ok(Json(store::mails_to(&db, &to).await?))
+    Ok(Json(store::mails_to(&state.db, &state.pii, &to).await?))
 }
 
 /// The documented routes (the skeleton serves them with `/openapi.json`, request tracing
 /// and the operational routes; the drift test reads their document).
-pub fn api() -> OpenApiRouter<PgPool> {
+pub fn api() -> OpenApiRouter<ApiState> {
     service_kit::openapi::routes(&crate::SERVICE.identity).routes(routes!(list))
 }

@@ -50,6 +50,7 @@ pub static SERVICE: ConsumerService = ConsumerService {
         Subscription::new("email.user-deleted", UserDeletedV1::TYPE),
     ],
     migrator: &sqlx::migrate!("./migrations"),
+    sealed_tables: &[&store::WELCOME_MAILS],
 };
 
 /// The email service's configuration: the shared settings plus [`MailSettings`].
@@ -91,8 +92,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let connections = usize::from(config.consumer.settings.prefetch);
     let mailer = Mailer::new(&config.own.smtp_url, &config.own.mail_from, connections)?;
     let app = SERVICE
-        .build(&config, |db| {
-            let welcome = WelcomeHandler::new(db.clone(), mailer, connections);
+        .build(&config, |db, pii| {
+            let welcome = WelcomeHandler::new(db.clone(), pii.clone(), mailer, connections);
             let handlers = Handlers::default()
                 .on::<UserRegisteredV1, _>(Arc::new(welcome))
                 .on::<UserDeletedV1, _>(Arc::new(ErasureHandler::new(db.clone())));

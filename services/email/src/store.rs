@@ -2,15 +2,50 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use service_kit::db_span;
+use service_kit::{
+    db_span,
+    pii::{Column, PiiError, SealedColumn, SealedTable, Sealer},
+};
 use sqlx::{PgConnection, PgPool, Postgres, Row, postgres::PgArguments};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::mailer::OutgoingMail;
 
+/// The recipient's sealing context, and its keyed hash's (what `GET /emails?to=` finds).
+const RECIPIENT: Column = "welcome_mails.recipient";
+/// The subject's sealing context (it names the user).
+const SUBJECT: Column = "welcome_mails.subject";
+/// The body's sealing context.
+const BODY: Column = "welcome_mails.body";
+
+/// The mail records' personal data, sealed at rest (`service_kit::pii`).
+pub static WELCOME_MAILS: SealedTable = SealedTable {
+    table: "welcome_mails",
+    columns: &[
+        SealedColumn {
+            column: RECIPIENT,
+            clear: "recipient",
+            sealed: "recipient_sealed",
+            hash: Some("recipient_hash"),
+        },
+        SealedColumn {
+            column: SUBJECT,
+            clear: "subject",
+            sealed: "subject_sealed",
+            hash: None,
+        },
+        SealedColumn {
+            column: BODY,
+            clear: "body",
+            sealed: "body_sealed",
+            hash: None,
+        },
+    ],
+};
+
 /// A welcome mail as `GET /emails` shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WelcomeMail {
     /// The `user.registered.v1` event that caused it.
     pub event_id: Uuid,
@@ -43,22 +78,38 @@ pub struct NewMail {
     pub mail: OutgoingMail,
 }
 
-/// The batch's columns as arrays, in the order the statements below unnest them:
-/// `$2` event ids, `$3` users, `$4` recipients, `$5` subjects, `$6` bodies, `$7` Message-IDs.
+/// The batch's columns as arrays, in the order the statements below unnest them, the
+/// personal data sealed: `$2` event ids, `$3` users, `$4` recipients' keyed hashes, `$5`
+/// recipients, `$6` subjects, `$7` bodies, `$8` Message-IDs.
 fn bind_mails<'q>(
     query: sqlx::query::Query<'q, Postgres, PgArguments>,
     mails: &[NewMail],
-) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    pii: &Sealer,
+) -> Result<sqlx::query::Query<'q, Postgres, PgArguments>, PiiError> {
     fn column<T>(mails: &[NewMail], field: impl Fn(&NewMail) -> T) -> Vec<T> {
         mails.iter().map(field).collect()
     }
-    query
+    fn sealed(
+        mails: &[NewMail],
+        pii: &Sealer,
+        column: Column,
+        field: impl Fn(&OutgoingMail) -> &str,
+    ) -> Result<Vec<Vec<u8>>, PiiError> {
+        mails
+            .iter()
+            .map(|new| pii.seal(column, field(&new.mail)))
+            .collect()
+    }
+    Ok(query
         .bind(column(mails, |new| new.mail.event_id))
         .bind(column(mails, |new| new.user_id))
-        .bind(column(mails, |new| new.mail.recipient.clone()))
-        .bind(column(mails, |new| new.mail.subject.clone()))
-        .bind(column(mails, |new| new.mail.body.clone()))
-        .bind(column(mails, |new| new.mail.message_id()))
+        .bind(column(mails, |new| {
+            pii.lookup_hash(RECIPIENT, &new.mail.recipient)
+        }))
+        .bind(sealed(mails, pii, RECIPIENT, |mail| &mail.recipient)?)
+        .bind(sealed(mails, pii, SUBJECT, |mail| &mail.subject)?)
+        .bind(sealed(mails, pii, BODY, |mail| &mail.body)?)
+        .bind(column(mails, |new| new.mail.message_id())))
 }
 
 /// Records the events in the inbox and their mails as pending, in one statement, unless a
@@ -71,14 +122,16 @@ fn bind_mails<'q>(
 /// waits until the mails are sent and recorded, then erases them ([`erase_user`]).
 pub async fn insert_pending_once(
     tx: &mut PgConnection,
+    pii: &Sealer,
     event_type: &str,
     mails: &[NewMail],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let query = sqlx::query(service_kit::once_per_event!(
-        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                     $6::text[], $7::text[], $8::int8[])
-                with ordinality as b(event_id, user_id, recipient, subject, body,
-                                     message_id, sequence, position)",
+        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[],
+                                     $6::bytea[], $7::bytea[], $8::text[], $9::int8[])
+                with ordinality as b(event_id, user_id, recipient_hash, recipient_sealed,
+                                     subject_sealed, body_sealed, message_id, sequence,
+                                     position)",
         effect: ", current as (
               insert into known_users (user_id, last_sequence)
               select distinct on (user_id) user_id, sequence from fresh
@@ -91,18 +144,24 @@ pub async fn insert_pending_once(
                 on current.user_id = fresh.user_id and current.last_sequence = fresh.sequence),
           mails as (
               insert into welcome_mails
-                  (event_id, user_id, recipient, subject, body, message_id)
-              select event_id, user_id, recipient, subject, body, message_id from applied)
+                  (event_id, user_id, recipient_hash, recipient_sealed, subject_sealed,
+                   body_sealed, message_id)
+              select event_id, user_id, recipient_hash, recipient_sealed, subject_sealed,
+                     body_sealed, message_id
+              from applied)
           select event_id from fresh where event_id not in (select event_id from applied)"
     ))
     .bind(event_type);
     let sequences: Vec<i64> = mails.iter().map(|new| new.sequence).collect();
-    let late = bind_mails(query, mails)
+    let late = bind_mails(query, mails, pii)?
         .bind(sequences)
         .fetch_all(tx)
         .await?;
     late.iter().map(|row| row.try_get("event_id")).collect()
 }
+
+/// A pending mail as stored: event id, sealed recipient, subject and body.
+type SealedMail = (Uuid, Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// Locks the rows of those mails that still need sending, for the rest of the caller's
 /// transaction, and returns them. The lock makes two deliveries of one event take turns:
@@ -110,25 +169,27 @@ pub async fn insert_pending_once(
 /// cannot deadlock.
 pub async fn lock_pending(
     tx: &mut PgConnection,
+    pii: &Sealer,
     event_ids: &[Uuid],
 ) -> Result<Vec<OutgoingMail>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-        "select event_id, recipient, subject, body from welcome_mails
+    let rows: Vec<SealedMail> = sqlx::query_as(
+        "select event_id, recipient_sealed, subject_sealed, body_sealed from welcome_mails
          where event_id = any($1) and status = 'pending'
          order by event_id for update",
     )
     .bind(event_ids)
     .fetch_all(tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(event_id, recipient, subject, body)| OutgoingMail {
-            event_id,
-            recipient,
-            subject,
-            body,
+    rows.into_iter()
+        .map(|(event_id, recipient, subject, body)| {
+            Ok(OutgoingMail {
+                event_id,
+                recipient: pii.open(RECIPIENT, &recipient)?,
+                subject: pii.open(SUBJECT, &subject)?,
+                body: pii.open(BODY, &body)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Marks the mails sent.
@@ -148,41 +209,79 @@ pub async fn mark_sent(tx: &mut PgConnection, event_ids: &[Uuid]) -> Result<(), 
 /// gone with it, so this writes them again, as sent.
 pub async fn record_sent(
     db: &PgPool,
+    pii: &Sealer,
     event_type: &str,
     mails: &[NewMail],
 ) -> Result<(), sqlx::Error> {
     let query = sqlx::query(
         "with batch as (
-             select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[])
-             as b(event_id, user_id, recipient, subject, body, message_id)),
+             select * from unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[],
+                                  $6::bytea[], $7::bytea[], $8::text[])
+             as b(event_id, user_id, recipient_hash, recipient_sealed, subject_sealed,
+                  body_sealed, message_id)),
          inbox_rows as (
              insert into inbox (event_id, event_type)
              select distinct event_id, $1 from batch order by event_id
              on conflict (event_id) do nothing)
          insert into welcome_mails
-             (event_id, user_id, recipient, subject, body, message_id, status, sent_at)
+             (event_id, user_id, recipient_hash, recipient_sealed, subject_sealed,
+              body_sealed, message_id, status, sent_at)
          select distinct on (event_id)
-             event_id, user_id, recipient, subject, body, message_id, 'sent', clock_timestamp()
+             event_id, user_id, recipient_hash, recipient_sealed, subject_sealed,
+             body_sealed, message_id, 'sent', clock_timestamp()
          from batch order by event_id
          on conflict (event_id) do update
             set status = 'sent', sent_at = coalesce(welcome_mails.sent_at, excluded.sent_at)",
     )
     .bind(event_type);
-    bind_mails(query, mails).execute(db).await?;
+    bind_mails(query, mails, pii)?.execute(db).await?;
     Ok(())
 }
 
-/// The mails to one address, oldest first.
-pub async fn mails_to(db: &PgPool, recipient: &str) -> Result<Vec<WelcomeMail>, sqlx::Error> {
-    sqlx::query_as(
-        "select event_id, user_id, recipient, subject, message_id, status, created_at, sent_at
-         from welcome_mails where recipient = $1 order by created_at",
+/// A mail record as stored, its personal data sealed.
+#[derive(sqlx::FromRow)]
+struct StoredMail {
+    event_id: Uuid,
+    user_id: Uuid,
+    recipient_sealed: Vec<u8>,
+    subject_sealed: Vec<u8>,
+    message_id: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+/// The mails to one address (normalised as stored), oldest first: found by the address's
+/// keyed hash, then opened.
+pub async fn mails_to(
+    db: &PgPool,
+    pii: &Sealer,
+    recipient: &str,
+) -> Result<Vec<WelcomeMail>, sqlx::Error> {
+    let stored: Vec<StoredMail> = sqlx::query_as(
+        "select event_id, user_id, recipient_sealed, subject_sealed, message_id, status,
+                created_at, sent_at
+         from welcome_mails where recipient_hash = $1 order by created_at",
     )
-    .bind(recipient)
+    .bind(pii.lookup_hash(RECIPIENT, recipient))
     .fetch_all(db)
     .instrument(db_span!("SELECT", "welcome_mails"))
-    .await
+    .await?;
+    stored
+        .into_iter()
+        .map(|mail| {
+            Ok(WelcomeMail {
+                event_id: mail.event_id,
+                user_id: mail.user_id,
+                recipient: pii.open(RECIPIENT, &mail.recipient_sealed)?,
+                subject: pii.open(SUBJECT, &mail.subject_sealed)?,
+                message_id: mail.message_id,
+                status: mail.status,
+                created_at: mail.created_at,
+                sent_at: mail.sent_at,
+            })
+        })
+        .collect()
 }
 
 /// What an erasure did.

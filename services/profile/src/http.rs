@@ -3,12 +3,12 @@
 
 use axum::{Json, extract::State};
 use service_kit::{
+    consumer_service::ApiState,
     http_error::HttpError,
     openapi::{InternalError, Unavailable},
     path::Path,
     problem::Problem,
 };
-use sqlx::PgPool;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -32,10 +32,10 @@ use crate::store::{self, Profile};
     )
 )]
 async fn find(
-    State(db): State<PgPool>,
+    State(state): State<ApiState>,
     Path(user_id): Path<Uuid>,
 ) -> Result<Json<Profile>, HttpError> {
-    store::find(&db, user_id)
+    store::find(&state.db, &state.pii, user_id)
         .await?
         .map(Json)
         .ok_or_else(|| HttpError::not_found("no profile for this user (yet)"))
@@ -43,6 +43,6 @@ async fn find(
 
 /// The documented routes (the skeleton serves them with `/openapi.json`, request tracing
 /// and the operational routes; the drift test reads their document).
-pub fn api() -> OpenApiRouter<PgPool> {
+pub fn api() -> OpenApiRouter<ApiState> {
     service_kit::openapi::routes(&crate::SERVICE.identity).routes(routes!(find))
 }

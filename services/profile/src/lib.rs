@@ -44,6 +44,7 @@ pub static SERVICE: ConsumerService = ConsumerService {
         Subscription::new("profile.user-deleted", UserDeletedV1::TYPE),
     ],
     migrator: &sqlx::migrate!("./migrations"),
+    sealed_tables: &[&store::PROFILES],
 };
 
 /// The profile service's configuration: the shared settings only.
@@ -53,8 +54,8 @@ pub type Config = ConsumerServiceConfig<NoOwnSettings>;
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let concurrency = usize::from(config.consumer.settings.prefetch);
     let app = SERVICE
-        .build(&config, |db| {
-            let projection = Arc::new(ProfileProjection::new(db.clone(), concurrency));
+        .build(&config, |db, pii| {
+            let projection = Arc::new(ProfileProjection::new(db.clone(), pii, concurrency));
             let handlers = Handlers::default()
                 .on::<UserRegisteredV1, _>(projection.clone())
                 .on::<UserDeletedV1, _>(projection);

@@ -11,6 +11,7 @@ use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use service_kit::{
     db_span,
     group_commit::{BatchWriter, GroupCommit, Submitted},
+    pii::Sealer,
 };
 use sqlx::PgPool;
 
@@ -29,7 +30,7 @@ impl ProfileProjection {
     /// The projection, with its metric described (and at 0) before the first profile.
     /// `concurrency` is the consumer's prefetch: the most deliveries that can be waiting
     /// to be written at once.
-    pub fn new(db: PgPool, concurrency: usize) -> Self {
+    pub fn new(db: PgPool, pii: Sealer, concurrency: usize) -> Self {
         metrics::describe_counter!(
             "profiles_created_total",
             "Profiles written by the projection."
@@ -39,6 +40,7 @@ impl ProfileProjection {
         metrics::counter!("profiles_erased_total").increment(0);
         let writer = |event_type| ProfileWriter {
             db: db.clone(),
+            pii: pii.clone(),
             event_type,
         };
         Self {
@@ -126,6 +128,8 @@ fn verdict(
 #[derive(Debug)]
 struct ProfileWriter {
     db: PgPool,
+    /// Seals the names before they are written.
+    pii: Sealer,
     /// What the inbox records the events as.
     event_type: &'static str,
 }
@@ -145,14 +149,15 @@ impl BatchWriter for ProfileWriter {
             .map(|caller| db_span!("INSERT", "inbox", parent: caller, batch_size: batch_size))
             .collect();
         let event_type = self.event_type;
-        let outcomes = match store::apply_batch(&self.db, event_type, &changes).await {
+        let outcomes = match store::apply_batch(&self.db, &self.pii, event_type, &changes).await {
             Ok(applied) => applied.into_iter().map(Ok).collect(),
             // The server refused the statement: one of the changes may be at fault, so
             // each is tried on its own and only that one fails.
             Err(sqlx::Error::Database(_)) if batch_size > 1 => {
                 let mut outcomes = Vec::with_capacity(batch_size);
                 for change in changes {
-                    let single = store::apply_batch(&self.db, event_type, &[change]).await;
+                    let single =
+                        store::apply_batch(&self.db, &self.pii, event_type, &[change]).await;
                     outcomes.push(match single {
                         Ok(mut applied) => applied.pop().ok_or_else(|| "no result".to_owned()),
                         Err(error) => Err(format!("database: {error}")),

@@ -2,14 +2,31 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use service_kit::db_span;
+use service_kit::{
+    db_span,
+    pii::{Column, PiiError, SealedColumn, SealedTable, Sealer},
+};
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
 
+/// The display name's sealing context.
+const DISPLAY_NAME: Column = "profiles.display_name";
+
+/// The profiles' personal data, sealed at rest (`service_kit::pii`).
+pub static PROFILES: SealedTable = SealedTable {
+    table: "profiles",
+    columns: &[SealedColumn {
+        column: DISPLAY_NAME,
+        clear: "display_name",
+        sealed: "display_name_sealed",
+        hash: None,
+    }],
+};
+
 /// A profile as `GET /profiles/{id}` shows it. The email address is deliberately not part
 /// of it: a profile is what other users may see.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     /// The user's id, as registration assigned it.
     pub user_id: Uuid,
@@ -55,10 +72,13 @@ pub enum ProfileContent {
 }
 
 impl ProfileChange {
-    fn display_name(&self) -> Option<String> {
+    /// The sealed name; none for a tombstone.
+    fn display_name(&self, pii: &Sealer) -> Result<Option<Vec<u8>>, PiiError> {
         match &self.content {
-            ProfileContent::Shown { display_name, .. } => Some(display_name.clone()),
-            ProfileContent::Erased => None,
+            ProfileContent::Shown { display_name, .. } => {
+                pii.seal(DISPLAY_NAME, display_name).map(Some)
+            }
+            ProfileContent::Erased => Ok(None),
         }
     }
 
@@ -97,6 +117,7 @@ pub enum Applied {
 /// happened to each change, in order.
 pub async fn apply_batch(
     db: &PgPool,
+    pii: &Sealer,
     event_type: &str,
     changes: &[ProfileChange],
 ) -> Result<Vec<Applied>, sqlx::Error> {
@@ -105,19 +126,21 @@ pub async fn apply_batch(
         changes.iter().map(field).collect()
     }
     let rows: Vec<(bool, bool)> = sqlx::query_as(service_kit::once_per_event!(
-        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[],
+        batch: "select * from unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::timestamptz[],
                                      $6::int8[], $7::timestamptz[], $8::timestamptz[])
-                with ordinality as b(event_id, user_id, display_name, registered_at,
+                with ordinality as b(event_id, user_id, display_name_sealed, registered_at,
                                      sequence, updated_at, erased_at, position)",
         effect: ", newest as (
              select distinct on (user_id) * from fresh order by user_id, sequence desc),
          written as (
              insert into profiles
-                 (user_id, display_name, registered_at, sequence, updated_at, erased_at)
-             select user_id, display_name, registered_at, sequence, updated_at, erased_at
+                 (user_id, display_name_sealed, registered_at, sequence, updated_at, erased_at)
+             select user_id, display_name_sealed, registered_at, sequence, updated_at,
+                    erased_at
              from newest
              on conflict (user_id) do update
-                set display_name = excluded.display_name,
+                set display_name = null,
+                    display_name_sealed = excluded.display_name_sealed,
                     registered_at = excluded.registered_at,
                     sequence = excluded.sequence,
                     updated_at = excluded.updated_at,
@@ -133,7 +156,12 @@ pub async fn apply_batch(
     .bind(event_type)
     .bind(column(changes, |change| change.event_id))
     .bind(column(changes, |change| change.user_id))
-    .bind(column(changes, ProfileChange::display_name))
+    .bind(
+        changes
+            .iter()
+            .map(|change| change.display_name(pii))
+            .collect::<Result<Vec<_>, _>>()?,
+    )
     .bind(column(changes, ProfileChange::registered_at))
     .bind(column(changes, |change| change.sequence))
     .bind(column(changes, |change| change.changed_at))
@@ -150,14 +178,31 @@ pub async fn apply_batch(
         .collect())
 }
 
-/// Reads one profile; an erased user's tombstone is no profile.
-pub async fn find(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
-    sqlx::query_as(
-        "select user_id, display_name, registered_at, updated_at, projected_at
+/// A shown profile as stored: its name sealed.
+type StoredProfile = (Uuid, Vec<u8>, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
+
+/// Reads one profile, opening its name; an erased user's tombstone is no profile.
+pub async fn find(
+    db: &PgPool,
+    pii: &Sealer,
+    user_id: Uuid,
+) -> Result<Option<Profile>, sqlx::Error> {
+    let stored: Option<StoredProfile> = sqlx::query_as(
+        "select user_id, display_name_sealed, registered_at, updated_at, projected_at
          from profiles where user_id = $1 and erased_at is null",
     )
     .bind(user_id)
     .fetch_optional(db)
     .instrument(db_span!("SELECT", "profiles"))
-    .await
+    .await?;
+    let Some((user_id, name, registered_at, updated_at, projected_at)) = stored else {
+        return Ok(None);
+    };
+    Ok(Some(Profile {
+        user_id,
+        display_name: pii.open(DISPLAY_NAME, &name)?,
+        registered_at,
+        updated_at,
+        projected_at,
+    }))
 }

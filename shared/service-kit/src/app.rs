@@ -39,6 +39,12 @@ pub enum StartError {
     /// service's code, reported at start rather than as a queue that nobody reads.
     #[error("the service's handlers do not match its subscriptions: {0}")]
     Wiring(String),
+    /// The keys that seal personal data are missing or unusable.
+    #[error(transparent)]
+    Keys(#[from] crate::pii::SettingsError),
+    /// Stored personal data could not be sealed under the current key.
+    #[error(transparent)]
+    Reseal(#[from] crate::pii::ResealError),
 }
 
 /// A task started by [`App::run`]; it must return soon after the token is cancelled.

@@ -7,7 +7,7 @@ use lapin::{
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
 use uuid::Uuid;
 
-use crate::{AMQP_URL, PATIENCE, POSTGRES, RETRY_DELAY_MS};
+use crate::{AMQP_URL, PATIENCE, PII_KEYS, PII_LOOKUP_KEY, POSTGRES, RETRY_DELAY_MS};
 
 /// The names one test owns, from one random id: the database `test_<id>` and the topology
 /// prefix `t<id>.`.
@@ -56,11 +56,22 @@ impl Isolation {
     }
 
     /// `program` and the flags every service takes (`service_kit::config::ServiceArgs`),
-    /// set for this test: port 0, this database, the local broker, this prefix, and a
-    /// shutdown timeout of 5 s; for the service's `Config::try_parse_from`.
+    /// set for this test: port 0, this database, the local broker, this prefix, a
+    /// shutdown timeout of 5 s and the tests' keys; for the service's
+    /// `Config::try_parse_from`.
     pub fn service_args(&self, program: &str) -> Vec<String> {
+        self.service_args_with_keys(program, PII_KEYS)
+    }
+
+    /// [`Isolation::service_args`] with other sealing keys (`--pii-keys`), e.g. after a
+    /// key rotation.
+    pub fn service_args_with_keys(&self, program: &str, pii_keys: &str) -> Vec<String> {
         [
             program,
+            "--pii-keys",
+            pii_keys,
+            "--pii-lookup-key",
+            PII_LOOKUP_KEY,
             "--http-addr",
             "127.0.0.1:0",
             "--database-url",

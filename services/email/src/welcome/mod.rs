@@ -31,6 +31,7 @@ use messaging::{consumer::Handler, outcome::HandlerOutcome};
 use service_kit::{
     db_span,
     group_commit::{BatchWriter, GroupCommit, Submitted},
+    pii::Sealer,
 };
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -91,7 +92,7 @@ impl WelcomeHandler {
     /// The handler, with its metric described (and at 0) before the first mail.
     /// `concurrency` is the consumer's prefetch: the most deliveries that can be waiting
     /// to be sent at once.
-    pub fn new(db: PgPool, mailer: Mailer, concurrency: usize) -> Self {
+    pub fn new(db: PgPool, pii: Sealer, mailer: Mailer, concurrency: usize) -> Self {
         metrics::describe_counter!(
             "welcome_mails_sent_total",
             "Welcome mails the SMTP server accepted."
@@ -103,7 +104,7 @@ impl WelcomeHandler {
         );
         metrics::counter!("welcome_mails_recorded_again_total").increment(0);
         Self {
-            sends: GroupCommit::start(WelcomeWriter { db, mailer }, concurrency),
+            sends: GroupCommit::start(WelcomeWriter { db, mailer, pii }, concurrency),
         }
     }
 }
@@ -115,6 +116,8 @@ impl WelcomeHandler {
 struct WelcomeWriter {
     db: PgPool,
     mailer: Mailer,
+    /// Seals the mails' personal data before it is written, opens it to send.
+    pii: Sealer,
 }
 
 impl BatchWriter for WelcomeWriter {
@@ -164,12 +167,13 @@ impl WelcomeWriter {
         let mut tx = self.db.begin().await?;
         let insert = spans
             .each(|caller, size| db_span!("INSERT", "inbox", parent: caller, batch_size: size));
-        let late = store::insert_pending_once(&mut tx, UserRegisteredV1::TYPE, &mails).await?;
+        let late =
+            store::insert_pending_once(&mut tx, &self.pii, UserRegisteredV1::TYPE, &mails).await?;
         drop(insert);
         let lock = spans.each(
             |caller, size| db_span!("SELECT", "welcome_mails", parent: caller, batch_size: size),
         );
-        let pending = store::lock_pending(&mut tx, &ids).await?;
+        let pending = store::lock_pending(&mut tx, &self.pii, &ids).await?;
         drop(lock);
 
         let sends = self.send_all(&pending, &spans).await;
@@ -227,7 +231,7 @@ impl WelcomeWriter {
     /// database blip). If even that fails the messages are retried and the mails sent
     /// again: the rare duplicate the Message-ID is there for.
     async fn record_sent(&self, mails: &[NewMail]) -> Result<(), sqlx::Error> {
-        let record = || store::record_sent(&self.db, UserRegisteredV1::TYPE, mails);
+        let record = || store::record_sent(&self.db, &self.pii, UserRegisteredV1::TYPE, mails);
         record
             .retry(
                 ExponentialBuilder::default()

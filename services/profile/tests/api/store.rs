@@ -39,9 +39,14 @@ async fn each_change_in_a_batch_gets_its_own_verdict() {
     let db = app.db().await;
     let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
     let first = change(ada, "Ada", 1);
-    let applied = store::apply_batch(&db, UserRegisteredV1::TYPE, std::slice::from_ref(&first))
-        .await
-        .expect("the first change applies");
+    let applied = store::apply_batch(
+        &db,
+        &test_support::test_sealer(),
+        UserRegisteredV1::TYPE,
+        std::slice::from_ref(&first),
+    )
+    .await
+    .expect("the first change applies");
     assert_eq!(applied, [Applied::Written]);
 
     // Act
@@ -53,9 +58,14 @@ async fn each_change_in_a_batch_gets_its_own_verdict() {
         bob_newer,
         change(ada, "Ada Lovelace", 2),
     ];
-    let applied = store::apply_batch(&db, UserRegisteredV1::TYPE, &batch)
-        .await
-        .expect("the batch applies");
+    let applied = store::apply_batch(
+        &db,
+        &test_support::test_sealer(),
+        UserRegisteredV1::TYPE,
+        &batch,
+    )
+    .await
+    .expect("the batch applies");
 
     // Assert
     assert_eq!(
@@ -69,7 +79,7 @@ async fn each_change_in_a_batch_gets_its_own_verdict() {
         ]
     );
     for (user_id, name) in [(ada, "Ada Lovelace"), (bob, "Bob the second")] {
-        let profile = store::find(&db, user_id)
+        let profile = store::find(&db, &test_support::test_sealer(), user_id)
             .await
             .expect("the profile reads")
             .expect("the profile exists");
@@ -84,8 +94,9 @@ async fn each_change_in_a_batch_gets_its_own_verdict() {
     app.stop().await;
 }
 
-/// Nine deliveries handled at once share one batch; one of them carries a name the
-/// database refuses (a NUL character, which PostgreSQL's text cannot hold). The batch
+/// Nine deliveries handled at once share one batch; one of them carries a time the
+/// database refuses (before 4713 BC, out of PostgreSQL's range; names are sealed, so a
+/// name can no longer be refused). The batch
 /// statement fails, each change is then tried alone, and only that delivery is retried:
 /// the other eight get their profiles.
 #[tokio::test]
@@ -93,19 +104,21 @@ async fn a_change_the_database_refuses_fails_alone_and_its_batch_neighbours_are_
     // Arrange
     let app = spawn_app().await;
     let db = app.db().await;
-    let projection = ProfileProjection::new(db.clone(), 16);
-    let event = |name: &str| {
+    let projection = ProfileProjection::new(db.clone(), test_support::test_sealer(), 16);
+    let event = |name: &str, registered_at| {
         let user_id = Uuid::now_v7();
         let data = UserRegisteredV1 {
             user_id,
             email: format!("{user_id}@example.org"),
             display_name: name.to_owned(),
-            registered_at: Utc::now(),
+            registered_at,
         };
         Envelope::new("/test", user_id.to_string(), 1, data)
     };
-    let mut events: Vec<_> = (0..8).map(|n| event(&format!("User {n}"))).collect();
-    events.push(event("Bad\u{0}Name"));
+    let mut events: Vec<_> = (0..8)
+        .map(|n| event(&format!("User {n}"), Utc::now()))
+        .collect();
+    events.push(event("Too old", chrono::DateTime::<Utc>::MIN_UTC));
     let users: Vec<Uuid> = events.iter().map(|e| e.data.user_id).collect();
 
     // Act: submitted together, before the writer task runs, so they form one batch.
@@ -119,10 +132,14 @@ async fn a_change_the_database_refuses_fails_alone_and_its_batch_neighbours_are_
     );
     assert!(good.iter().all(|o| *o == HandlerOutcome::Done), "{good:?}");
     for user_id in &users[..8] {
-        let profile = store::find(&db, *user_id).await.expect("the profile reads");
+        let profile = store::find(&db, &test_support::test_sealer(), *user_id)
+            .await
+            .expect("the profile reads");
         assert!(profile.is_some(), "profile of {user_id}");
     }
-    let bad_profile = store::find(&db, users[8]).await.expect("the profile reads");
+    let bad_profile = store::find(&db, &test_support::test_sealer(), users[8])
+        .await
+        .expect("the profile reads");
     assert!(bad_profile.is_none(), "the refused change wrote nothing");
     db.close().await;
     app.stop().await;
@@ -164,18 +181,28 @@ async fn a_deletion_after_the_registration_erases_the_profile() {
     // Arrange
     let app = spawn_app().await;
     let db = app.db().await;
-    let projection = ProfileProjection::new(db.clone(), 4);
+    let projection = ProfileProjection::new(db.clone(), test_support::test_sealer(), 4);
     let (registered, deleted) = registered_and_deleted();
     let user_id = registered.data.user_id;
     assert_eq!(projection.handle(registered).await, HandlerOutcome::Done);
-    assert!(store::find(&db, user_id).await.expect("reads").is_some());
+    assert!(
+        store::find(&db, &test_support::test_sealer(), user_id)
+            .await
+            .expect("reads")
+            .is_some()
+    );
 
     // Act
     let outcome = projection.handle(deleted).await;
 
     // Assert
     assert_eq!(outcome, HandlerOutcome::Done);
-    assert!(store::find(&db, user_id).await.expect("reads").is_none());
+    assert!(
+        store::find(&db, &test_support::test_sealer(), user_id)
+            .await
+            .expect("reads")
+            .is_none()
+    );
     assert_eq!(
         row(&db, user_id).await,
         Some((None, true)),
@@ -193,7 +220,7 @@ async fn a_registration_after_the_deletion_does_not_bring_the_profile_back() {
     // Arrange
     let app = spawn_app().await;
     let db = app.db().await;
-    let projection = ProfileProjection::new(db.clone(), 4);
+    let projection = ProfileProjection::new(db.clone(), test_support::test_sealer(), 4);
     let (registered, deleted) = registered_and_deleted();
     let user_id = registered.data.user_id;
     assert_eq!(projection.handle(deleted).await, HandlerOutcome::Done);
@@ -204,7 +231,12 @@ async fn a_registration_after_the_deletion_does_not_bring_the_profile_back() {
 
     // Assert
     assert_eq!((late, again), (HandlerOutcome::Done, HandlerOutcome::Done));
-    assert!(store::find(&db, user_id).await.expect("reads").is_none());
+    assert!(
+        store::find(&db, &test_support::test_sealer(), user_id)
+            .await
+            .expect("reads")
+            .is_none()
+    );
     assert_eq!(
         row(&db, user_id).await,
         Some((None, true)),

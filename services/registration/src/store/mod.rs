@@ -53,6 +53,6 @@ impl From<service_kit::pii::ResealError> for StoreError {
 /// the cause in the log.
 impl From<service_kit::pii::PiiError> for StoreError {
     fn from(error: service_kit::pii::PiiError) -> Self {
-        Self::Database(Arc::new(sqlx::Error::Decode(Box::new(error))))
+        sqlx::Error::from(error).into()
     }
 }

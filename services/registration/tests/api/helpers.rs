@@ -57,14 +57,8 @@ pub(crate) async fn spawn_app_on(kept: KeptDatabase, pii_keys: &str) -> TestApp 
 
 async fn start(isolation: Isolation, cleanup: Cleanup, pii_keys: &str, flags: &[&str]) -> TestApp {
     install_tracing();
-    let mut args = isolation.service_args("registration");
-    args.extend(
-        ["--pii-keys", pii_keys]
-            .into_iter()
-            .chain(["--pii-lookup-key", test_support::PII_LOOKUP_KEY])
-            .chain(flags.iter().copied())
-            .map(str::to_owned),
-    );
+    let mut args = isolation.service_args_with_keys("registration", pii_keys);
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
     let config = Config::try_parse_from(args).expect("the test configuration parses");
     let app = registration::startup::build(config)
         .await

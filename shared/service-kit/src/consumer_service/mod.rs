@@ -23,6 +23,8 @@ use messaging::{
     topology::Topology,
 };
 use sqlx::{PgPool, migrate::Migrator};
+
+use crate::pii::{SealedTable, Sealer};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
@@ -45,6 +47,19 @@ pub struct ConsumerService {
     pub subscriptions: &'static [Subscription],
     /// The service's own migrations (the inbox is added to them).
     pub migrator: &'static Migrator,
+    /// Its tables that hold personal data: sealed under the current key at start, before
+    /// the consumers run ([`SealedTable::reseal`]).
+    pub sealed_tables: &'static [&'static SealedTable],
+}
+
+/// What a consuming service's HTTP handlers share: its database, and the sealer that opens
+/// the personal data stored in it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The service's database.
+    pub db: PgPool,
+    /// Opens what the handlers read (and hashes what they look up by).
+    pub pii: Sealer,
 }
 
 /// One event type a service handles, and the work queue it reads it from.
@@ -183,15 +198,32 @@ impl ConsumerService {
     pub async fn build<Own: clap::Args>(
         &self,
         config: &ConsumerServiceConfig<Own>,
-        parts: impl FnOnce(PgPool) -> (Handlers, OpenApiRouter<PgPool>),
+        parts: impl FnOnce(PgPool, Sealer) -> (Handlers, OpenApiRouter<ApiState>),
     ) -> Result<App, StartError> {
         let (service, settings) = (&config.service, &config.consumer.settings);
         let app = App::bind(self.identity.name, service).await?;
         let pool = service.pool_settings();
         let migrator = inbox::with_inbox_migration(self.migrator);
         let db = postgres::connect(&service.database_url, &migrator, pool).await?;
-        let (handlers, api) = parts(db.clone());
-        let routes = crate::openapi::serve_document(api, db.clone());
+        let pii = service.pii.sealer()?;
+        for table in self.sealed_tables {
+            let changed = table.reseal(&db, &pii).await?;
+            if changed > 0 {
+                tracing::info!(
+                    table = table.table,
+                    rows = changed,
+                    "sealed under the current key"
+                );
+            }
+        }
+        let (handlers, api) = parts(db.clone(), pii.clone());
+        let routes = crate::openapi::serve_document(
+            api,
+            ApiState {
+                db: db.clone(),
+                pii,
+            },
+        );
         let consumers = self.pair(handlers)?;
 
         let topology = Topology::new(service.topology_prefix.clone());

@@ -16,6 +16,7 @@ static SERVICE: ConsumerService = ConsumerService {
         },
     ],
     migrator: &Migrator::DEFAULT,
+    sealed_tables: &[],
 };
 
 /// Accepts every event of either type.

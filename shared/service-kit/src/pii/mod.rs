@@ -57,6 +57,18 @@ pub enum PiiError {
     NoRandomness,
 }
 
+/// To the database layer a value that does not open is one it cannot decode (a 500 with
+/// the cause in the log, a retried delivery), and a value that cannot be sealed one it
+/// cannot encode; so store functions keep returning `sqlx::Error`.
+impl From<PiiError> for sqlx::Error {
+    fn from(error: PiiError) -> Self {
+        match error {
+            PiiError::NoRandomness => Self::Encode(Box::new(error)),
+            PiiError::UnknownKey(_) | PiiError::Unreadable(_) => Self::Decode(Box::new(error)),
+        }
+    }
+}
+
 /// Seals and opens personal data, and hashes the values looked up by. Cheap to clone.
 #[derive(Clone)]
 pub struct Sealer {

@@ -28,6 +28,7 @@ mod load_smoke;
 mod one_trace;
 mod operations;
 mod outbox;
+mod personal_data;
 mod redelivery;
 mod replay;
 mod retention;

@@ -131,6 +131,23 @@ impl Processes {
         self.wait_until_ready(service, number).await;
     }
 
+    /// [`Processes::restart`] with `overrides` replacing (or adding to) the instance's
+    /// environment from now on, e.g. new `PII_KEYS` after a key rotation.
+    pub async fn restart_with(
+        &mut self,
+        service: Service,
+        number: usize,
+        overrides: &[(&str, &str)],
+    ) {
+        let index = self.index(service, number);
+        let env = &mut self.instances[index].env;
+        for (key, value) in overrides {
+            env.retain(|(existing, _)| existing != key);
+            env.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        self.restart(service, number).await;
+    }
+
     /// Waits until instance `number` of `service` answers 200 on `/readyz`; fails the
     /// test with its log if it exits first or is not ready in time.
     pub async fn wait_until_ready(&mut self, service: Service, number: usize) {

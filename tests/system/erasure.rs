@@ -108,6 +108,35 @@ async fn an_erasure_reaches_every_service_and_leaves_no_address() {
             assert_eq!(count(db, sql, personal).await, 0, "{personal}: {sql}");
         }
     }
+    // The personal data is sealed, so a clear-text search alone would miss a sealed
+    // leftover: the user's rows that hold it, by id.
+    let by_id = [
+        (
+            &registration,
+            "select count(*) from users where user_id = $1::uuid",
+        ),
+        (
+            &registration,
+            "select count(*) from outbox
+             where aggregate_id = $1::uuid and event_type = 'user.registered.v1'",
+        ),
+        (
+            &registration,
+            "select count(*) from idempotency where user_id = $1::uuid",
+        ),
+        (
+            &email,
+            "select count(*) from welcome_mails where user_id = $1::uuid",
+        ),
+        (
+            &profile,
+            "select count(*) from profiles
+             where user_id = $1::uuid and display_name_sealed is not null",
+        ),
+    ];
+    for (db, sql) in by_id {
+        assert_eq!(count(db, sql, &user_id).await, 0, "{sql}");
+    }
     assert_eq!(
         system.smtp.messages_to(address).len(),
         1,
@@ -219,7 +248,8 @@ async fn a_registration_redriven_after_the_erasure_changes_nothing() {
     assert_eq!(
         count(
             &profile,
-            "select count(*) from profiles where user_id = $1::uuid and display_name is null",
+            "select count(*) from profiles
+             where user_id = $1::uuid and display_name is null and display_name_sealed is null",
             &user_id
         )
         .await,
@@ -285,7 +315,7 @@ async fn erasures_during_a_database_cut_in_the_consumers_are_all_applied() {
         .expect("count");
     assert_eq!(left, 0, "no mail record of an erased user is left");
     let named: i64 =
-        sqlx::query_scalar("select count(*) from profiles where display_name is not null")
+        sqlx::query_scalar("select count(*) from profiles where display_name_sealed is not null")
             .fetch_one(&profile)
             .await
             .expect("count");

@@ -1,14 +1,17 @@
 use system_tests::{
+    defaults,
     eventually::{PATIENCE, eventually},
     system::{Options, Service, TestSystem},
 };
 
-/// The profile columns that make up the read model, in a stable order.
+/// The profile columns that make up the read model, in a stable order; the name sealed
+/// (opened before comparing: each sealing draws a new nonce).
 const SNAPSHOT: &str =
-    "select user_id::text, display_name, registered_at::text, updated_at::text, sequence
+    "select user_id::text, display_name_sealed, registered_at::text, updated_at::text, sequence
                         from profiles order by user_id";
 
 type Row = (String, String, String, String, i64);
+type SealedRow = (String, Vec<u8>, String, String, i64);
 
 /// Wipe the profile read model, replay `user.registered.v1` from registration's event log
 /// to the profile queue only, and the profiles come back identical; email sees nothing of
@@ -25,10 +28,19 @@ async fn replaying_the_event_log_rebuilds_the_profile_read_model() {
     }
     let profile_db = system.effects().db(Service::Profile).await;
     let snapshot = async || -> Vec<Row> {
-        sqlx::query_as(SNAPSHOT)
+        let rows: Vec<SealedRow> = sqlx::query_as(SNAPSHOT)
             .fetch_all(&profile_db)
             .await
-            .expect("snapshot")
+            .expect("snapshot");
+        let pii = defaults::sealer();
+        rows.into_iter()
+            .map(|(user_id, name, registered_at, updated_at, sequence)| {
+                let name = pii
+                    .open("profiles.display_name", &name)
+                    .expect("the name opens with the test key");
+                (user_id, name, registered_at, updated_at, sequence)
+            })
+            .collect()
     };
     let before = snapshot().await;
     assert_eq!(before.len(), 5);

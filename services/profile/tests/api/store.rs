@@ -165,13 +165,25 @@ fn registered_and_deleted() -> (Envelope<UserRegisteredV1>, Envelope<UserDeleted
     )
 }
 
-/// What the profiles table holds for a user: (display name, erased) or nothing.
+/// What the profiles table holds for a user: (display name, opened; erased) or nothing.
+/// Both name columns are read, so a name left in either counts.
 async fn row(db: &sqlx::PgPool, user_id: Uuid) -> Option<(Option<String>, bool)> {
-    sqlx::query_as("select display_name, erased_at is not null from profiles where user_id = $1")
-        .bind(user_id)
-        .fetch_optional(db)
-        .await
-        .expect("the profiles table reads")
+    let row: Option<(Option<String>, Option<Vec<u8>>, bool)> = sqlx::query_as(
+        "select display_name, display_name_sealed, erased_at is not null
+         from profiles where user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+    .expect("the profiles table reads");
+    row.map(|(clear, sealed, erased)| {
+        let opened = sealed.map(|sealed| {
+            test_support::test_sealer()
+                .open("profiles.display_name", &sealed)
+                .expect("the name opens with the test key")
+        });
+        (clear.or(opened), erased)
+    })
 }
 
 /// In order: the profile is written, then replaced by a tombstone that keeps no name,

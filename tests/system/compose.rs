@@ -13,7 +13,7 @@ use serde_norway::Value;
 use crate::{broker_definitions::password_hash, catalog::workspace_root};
 
 /// The stack, merge keys (`<<: *service-env`) applied.
-fn compose() -> Value {
+pub(crate) fn compose() -> Value {
     let path = workspace_root().join("docker-compose.yml");
     let text = std::fs::read_to_string(&path).expect("docker-compose.yml");
     let mut value: Value = serde_norway::from_str(&text).expect("docker-compose.yml is YAML");
@@ -23,7 +23,7 @@ fn compose() -> Value {
 
 /// Each service of the workspace: its compose name and every environment variable its
 /// configuration reads (from its clap definition, so a renamed variable fails here).
-fn services() -> Vec<(&'static str, BTreeSet<String>)> {
+pub(crate) fn services() -> Vec<(&'static str, BTreeSet<String>)> {
     let variables = |command: clap::Command| -> BTreeSet<String> {
         command
             .get_arguments()
@@ -41,7 +41,7 @@ fn services() -> Vec<(&'static str, BTreeSet<String>)> {
     ]
 }
 
-fn text(value: &Value) -> &str {
+pub(crate) fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 

@@ -16,6 +16,7 @@ mod broker_definitions;
 mod broker_outage;
 mod catalog;
 mod compose;
+mod compose_tls;
 mod contract;
 mod crash_recovery;
 mod dashboard;

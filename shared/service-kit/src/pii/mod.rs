@@ -9,8 +9,8 @@
 //!
 //! A sealed value names the key that sealed it, so keys rotate without a flag day: put a
 //! new key first in `PII_KEYS` (it seals everything written from then on, and the old ones
-//! still open what they sealed), let the service re-seal the old rows (each does at start, [`SealedTable::reseal`]), then drop the
-//! old key. The lookup key cannot rotate that way (every stored hash would have to be
+//! still open what they sealed), restart (each service re-seals its old rows at start,
+//! [`SealedTable::reseal`]), then drop the old key. The lookup key cannot rotate that way (every stored hash would have to be
 //! recomputed from the opened values at once): it is long-lived, and a leak of it alone
 //! reveals nothing without the data. See docs/decisions/0014.
 //!

@@ -9,14 +9,16 @@
 //! order (they could anyway: retries through delay queues and redrives overtake); the
 //! handlers order them by the envelope's per-user `sequence`.
 
-use std::{future::Future, sync::Arc, time::Duration};
+/// Subscriptions and handlers.
+mod handlers;
 
-use events::Event;
+use std::{future::Future, time::Duration};
+
 use messaging::{
     MessagingError,
     connection::BrokerStatus,
     consumer::{
-        self, ConsumerConfig, Handler, QueueConsumer,
+        self, ConsumerConfig, QueueConsumer,
         args::{ConsumerArgs, ConsumerCommand},
     },
     dead_letters,
@@ -24,14 +26,17 @@ use messaging::{
 };
 use sqlx::{PgPool, migrate::Migrator};
 
-use crate::pii::{SealedTable, Sealer};
 use utoipa_axum::router::OpenApiRouter;
+
+use handlers::MakeConsumer;
+pub use handlers::{Handlers, Subscription};
 
 use crate::{
     app::{App, StartError},
     config::{self, ServiceArgs, ServiceIdentity},
     inbox,
     ops_http::Readiness,
+    pii::{SealedTable, Sealer},
     postgres,
     retention::{self, Retention},
     secrets::{ResolveSecrets, SecretError},
@@ -60,55 +65,6 @@ pub struct ApiState {
     pub db: PgPool,
     /// Opens what the handlers read (and hashes what they look up by).
     pub pii: Sealer,
-}
-
-/// One event type a service handles, and the work queue it reads it from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscription {
-    /// The work queue without the test prefix, e.g. `email.user-registered`; bound to
-    /// the exchange with the event type as routing key.
-    pub queue: &'static str,
-    /// The event type, e.g. `user.registered.v1` (an [`Event::TYPE`]).
-    pub event_type: &'static str,
-}
-
-impl Subscription {
-    /// `event_type` read from `queue`; `const`, so a service's subscriptions can be a
-    /// `static` list.
-    pub const fn new(queue: &'static str, event_type: &'static str) -> Self {
-        Self { queue, event_type }
-    }
-}
-
-/// Makes a handler's [`QueueConsumer`], given where and how to read.
-type MakeConsumer = Box<dyn FnOnce(ConsumerConfig) -> QueueConsumer + Send>;
-
-/// The service's handlers, one per event type, as [`ConsumerService::build`] takes them.
-#[derive(Default)]
-pub struct Handlers {
-    consumers: Vec<(&'static str, MakeConsumer)>,
-}
-
-impl std::fmt::Debug for Handlers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let types: Vec<_> = self.consumers.iter().map(|(t, _)| t).collect();
-        f.debug_struct("Handlers")
-            .field("event_types", &types)
-            .finish()
-    }
-}
-
-impl Handlers {
-    /// `handler` handles the `E` events, from the queue the service's subscriptions name
-    /// for `E::TYPE`. One handler value may handle several types (pass clones of one
-    /// `Arc`).
-    #[must_use]
-    pub fn on<E: Event, H: Handler<E>>(mut self, handler: Arc<H>) -> Self {
-        let make: MakeConsumer =
-            Box::new(move |config| QueueConsumer::new::<E, H>(config, handler));
-        self.consumers.push((E::TYPE, make));
-        self
-    }
 }
 
 /// A consuming service's configuration: what every service has, what every consumer has,

@@ -1,5 +1,7 @@
-use events::{Envelope, UserDeletedV1, UserRegisteredV1};
-use messaging::outcome::HandlerOutcome;
+use events::{Envelope, Event, UserDeletedV1, UserRegisteredV1};
+use std::sync::Arc;
+
+use messaging::{consumer::Handler, outcome::HandlerOutcome};
 
 use super::*;
 

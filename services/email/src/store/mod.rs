@@ -1,16 +1,19 @@
-//! SQL for the welcome mails.
+//! SQL for the welcome mails: writing them (here), reading them for `GET /emails`
+//! ([`read`]), erasing a user's ([`erasure`]).
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use service_kit::{
-    db_span,
-    pii::{Column, PiiError, SealedColumn, SealedTable, Sealer},
-};
+/// Erasing a user's mail records.
+mod erasure;
+/// The mails to one address, for `GET /emails`.
+mod read;
+
+use service_kit::pii::{Column, PiiError, SealedColumn, SealedTable, Sealer};
 use sqlx::{PgConnection, PgPool, Postgres, Row, postgres::PgArguments};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::mailer::OutgoingMail;
+
+pub use erasure::{Erased, erase_user};
+pub use read::{WelcomeMail, mails_to};
 
 /// The recipient's sealing context, and its keyed hash's (what `GET /emails?to=` finds).
 const RECIPIENT: Column = "welcome_mails.recipient";
@@ -43,28 +46,6 @@ pub static WELCOME_MAILS: SealedTable = SealedTable {
         },
     ],
 };
-
-/// A welcome mail as `GET /emails` shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct WelcomeMail {
-    /// The `user.registered.v1` event that caused it.
-    pub event_id: Uuid,
-    /// The new user.
-    pub user_id: Uuid,
-    /// Where it went.
-    #[serde(rename = "to")]
-    pub recipient: String,
-    /// Subject line.
-    pub subject: String,
-    /// RFC 5322 Message-ID.
-    pub message_id: String,
-    /// `pending` until the SMTP server accepted it, then `sent`.
-    pub status: String,
-    /// When the event was accepted.
-    pub created_at: DateTime<Utc>,
-    /// When the SMTP server accepted the mail.
-    pub sent_at: Option<DateTime<Utc>>,
-}
 
 /// A welcome mail about to be written, with the user it is for.
 #[derive(Debug, Clone)]
@@ -236,111 +217,4 @@ pub async fn record_sent(
     .bind(event_type);
     bind_mails(query, mails, pii)?.execute(db).await?;
     Ok(())
-}
-
-/// A mail record as stored, its personal data sealed.
-#[derive(sqlx::FromRow)]
-struct StoredMail {
-    event_id: Uuid,
-    user_id: Uuid,
-    recipient_sealed: Vec<u8>,
-    subject_sealed: Vec<u8>,
-    message_id: String,
-    status: String,
-    created_at: DateTime<Utc>,
-    sent_at: Option<DateTime<Utc>>,
-}
-
-/// The mails to one address (normalised as stored), oldest first: found by the address's
-/// keyed hash, then opened.
-pub async fn mails_to(
-    db: &PgPool,
-    pii: &Sealer,
-    recipient: &str,
-) -> Result<Vec<WelcomeMail>, sqlx::Error> {
-    let stored: Vec<StoredMail> = sqlx::query_as(
-        "select event_id, user_id, recipient_sealed, subject_sealed, message_id, status,
-                created_at, sent_at
-         from welcome_mails where recipient_hash = $1 order by created_at",
-    )
-    .bind(pii.lookup_hash(RECIPIENT, recipient))
-    .fetch_all(db)
-    .instrument(db_span!("SELECT", "welcome_mails"))
-    .await?;
-    stored
-        .into_iter()
-        .map(|mail| {
-            Ok(WelcomeMail {
-                event_id: mail.event_id,
-                user_id: mail.user_id,
-                recipient: pii.open(RECIPIENT, &mail.recipient_sealed)?,
-                subject: pii.open(SUBJECT, &mail.subject_sealed)?,
-                message_id: mail.message_id,
-                status: mail.status,
-                created_at: mail.created_at,
-                sent_at: mail.sent_at,
-            })
-        })
-        .collect()
-}
-
-/// What an erasure did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Erased {
-    /// The user is marked erased and this many of their mail records were deleted.
-    Now {
-        /// Mail records deleted.
-        mails: u64,
-    },
-    /// The inbox already had the event: a redelivery, nothing to do.
-    AlreadyApplied,
-}
-
-/// Applies a `user.deleted.v1`: records the event in the inbox and the user as erased,
-/// then deletes the records of their mails (address, subject, body), in one transaction.
-///
-/// Two statements on purpose. The first upserts the user's `known_users` row, and so
-/// waits for a welcome mail of the user that is being sent right now (its batch holds the
-/// row's lock until it has recorded the mail). The second reads with a snapshot taken
-/// after that wait, so it sees, and deletes, the mail that batch just recorded; in one
-/// statement its snapshot would predate the wait and miss it.
-pub async fn erase_user(
-    db: &PgPool,
-    event_type: &str,
-    event_id: Uuid,
-    user_id: Uuid,
-    sequence: i64,
-    erased_at: DateTime<Utc>,
-) -> Result<Erased, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let first_time: Option<Uuid> = sqlx::query_scalar(service_kit::once_per_event!(
-        batch: "select $2::uuid as event_id, $3::uuid as user_id, $4::int8 as sequence,
-                       $5::timestamptz as erased_at, 1 as position",
-        effect: ", erased as (
-              insert into known_users (user_id, last_sequence, erased_at)
-              select user_id, sequence, erased_at from fresh
-              on conflict (user_id) do update
-                 set last_sequence = greatest(known_users.last_sequence, excluded.last_sequence),
-                     erased_at = excluded.erased_at)
-          select event_id from fresh"
-    ))
-    .bind(event_type)
-    .bind(event_id)
-    .bind(user_id)
-    .bind(sequence)
-    .bind(erased_at)
-    .fetch_optional(&mut *tx)
-    .instrument(db_span!("INSERT", "known_users"))
-    .await?;
-    if first_time.is_none() {
-        return Ok(Erased::AlreadyApplied);
-    }
-    let mails = sqlx::query("delete from welcome_mails where user_id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .instrument(db_span!("DELETE", "welcome_mails"))
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(Erased::Now { mails })
 }

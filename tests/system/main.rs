@@ -24,6 +24,7 @@ mod db_outage;
 mod dead_letter;
 mod erasure;
 mod idempotency;
+mod k8s;
 mod least_privilege;
 mod load_smoke;
 mod one_trace;

@@ -45,6 +45,24 @@ pub fn cpu_time(pid: Pid) -> Option<Duration> {
     ))
 }
 
+/// User plus system CPU time of every process named `name` (`/proc/<pid>/comm`), all
+/// together: a server that runs as many processes, like PostgreSQL with one per
+/// connection. A process that has exited since an earlier reading is no longer counted,
+/// so between two readings this can only under-count.
+pub fn cpu_time_of_all(name: &str) -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(Pid::Of(pid).path("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .filter_map(|pid| cpu_time(Pid::Of(pid)))
+        .sum()
+}
+
 /// Resident memory of a process, in KiB, from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Memory {
@@ -84,5 +102,16 @@ mod tests {
         assert!(cpu_time(Pid::Current).is_some_and(|cpu| cpu > Duration::ZERO));
         let memory = memory(Pid::Current).expect("this process has a /proc entry");
         assert!(memory.rss_kib > 0 && memory.peak_kib >= memory.rss_kib);
+    }
+
+    /// The processes named like this one include this one: at least its CPU time.
+    #[test]
+    fn sums_the_processes_of_a_name() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        let name = std::fs::read_to_string("/proc/self/comm").expect("this process's name");
+        let own = cpu_time(Pid::Current).expect("this process's CPU time");
+        assert!(cpu_time_of_all(name.trim_end()) >= own);
+        assert_eq!(cpu_time_of_all("no process is called this"), Duration::ZERO);
     }
 }

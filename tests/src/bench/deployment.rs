@@ -16,6 +16,7 @@ use tokio::{
     time::Instant,
 };
 
+use super::footprint::Counters;
 use crate::{
     defaults,
     load::Targets,
@@ -117,6 +118,22 @@ impl Deployment {
             registration: url(Service::Registration),
             profile: url(Service::Profile),
             email: url(Service::Email),
+        }
+    }
+
+    /// Where the benchmark reads what a sign-up costs the broker and the database.
+    pub(super) fn counters(&self) -> Counters {
+        Counters {
+            databases: self
+                .services
+                .iter()
+                .map(|(service, _)| (*service, self.topology.database(*service)))
+                .collect(),
+            urls: self
+                .services
+                .iter()
+                .map(|(service, process)| (*service, process.base_url()))
+                .collect(),
         }
     }
 

@@ -37,6 +37,7 @@
 
 mod amqp;
 mod deployment;
+mod footprint;
 mod phases;
 mod postgres;
 mod smtp;
@@ -49,6 +50,7 @@ use serde::Serialize;
 
 pub use self::{
     amqp::AmqpRate,
+    footprint::{DatabaseCost, Footprint},
     phases::{Phase, ServicesResult},
     postgres::{PgRate, PgShape},
     smtp::SmtpRate,

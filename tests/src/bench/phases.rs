@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{
     BenchPlan,
     deployment::Deployment,
+    footprint::{self, Counters, Footprint},
     usage::{self, ProcessUsage},
 };
 use crate::{
@@ -35,6 +36,9 @@ pub struct Phase {
     pub ratio_to_limit: Option<f64>,
     /// For a rate phase: whether the system kept up with the offered rate.
     pub kept_up: bool,
+    /// What a sign-up cost the broker and the database; measured at saturation only
+    /// (each measurement waits for PostgreSQL's statistics).
+    pub footprint: Option<Footprint>,
 }
 
 impl Phase {
@@ -104,7 +108,8 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
         "saturation: {} sign-ups, {} in flight",
         plan.count, plan.concurrency
     );
-    phases.push(phase("saturation", &saturation, &watched, limit).await?);
+    let counters = deployment.counters();
+    phases.push(phase("saturation", &saturation, &watched, limit, Some(&counters)).await?);
     let half = (phases[0].report.end_to_end_per_second / 2.0).max(1.0);
     let fixed = plan
         .fixed_rates
@@ -118,7 +123,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
             rate: Some(rate),
             ..base.clone()
         };
-        phases.push(phase(&name, &paced, &watched, limit).await?);
+        phases.push(phase(&name, &paced, &watched, limit, None).await?);
     }
     drop(deployment);
     Ok(ServicesResult {
@@ -128,17 +133,40 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     })
 }
 
+/// Runs one phase; with `counters`, also measures its [`Footprint`], which adds
+/// [`footprint::STATISTICS_DELAY`] of quiet before and after the load.
 async fn phase(
     name: &str,
     plan: &Plan,
     watched: &[super::deployment::Watched],
     limit: Option<f64>,
+    counters: Option<&Counters>,
 ) -> anyhow::Result<Phase> {
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = match counters {
+        Some(counters) => {
+            eprintln!("quiet for PostgreSQL's statistics…");
+            tokio::time::sleep(footprint::STATISTICS_DELAY).await;
+            Some(counters.read().await?)
+        }
+        None => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
+        }
+    };
     // Usage is measured while the load runs and until the counters say it is complete;
-    // reading each sign-up's timestamps afterwards is the generator's business.
+    // reading each sign-up's timestamps afterwards is the generator's business (and
+    // comes after the footprint's second reading, which it would disturb).
     let (driven, usage) = usage::during(watched, load::drive(plan)).await;
-    let report = driven?.collect().await;
+    let driven = driven?;
+    let footprint = match (counters, before) {
+        (Some(counters), Some(before)) => {
+            tokio::time::sleep(footprint::STATISTICS_DELAY).await;
+            let after = counters.read().await?;
+            Some(counters.footprint(&before, &after, driven.accepted()))
+        }
+        _ => None,
+    };
+    let report = driven.collect().await;
     let kept_up = !report.timed_out
         && report.all_complete()
         && plan
@@ -151,5 +179,6 @@ async fn phase(
         report,
         usage,
         kept_up,
+        footprint,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BenchReport, RawLimits, ServicesResult, phases::Phase, smtp};
+use super::{BenchReport, Footprint, RawLimits, ServicesResult, phases::Phase, smtp};
 use crate::load::Latency;
 
 /// The processes in column order.
@@ -185,6 +185,12 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
         let _ = writeln!(out, " {total:>14.3}");
     }
 
+    for phase in &services.phases {
+        if let Some(footprint) = &phase.footprint {
+            server_costs(out, &phase.name, footprint);
+        }
+    }
+
     let _ = writeln!(
         out,
         "\nresident memory (MiB): idle, then the peak of each phase"
@@ -226,6 +232,35 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
             phase.name, cost.cpu_us_per_signup, cost.cpu_us_per_request, cost.http_requests
         );
     }
+}
+
+/// What a sign-up cost the broker and the database in the phase called `name`.
+fn server_costs(out: &mut String, name: &str, footprint: &Footprint) {
+    let _ = writeln!(
+        out,
+        "\nper sign-up at {name}, for a capacity model ({} sign-ups; docs/scaling.md)",
+        footprint.sign_ups
+    );
+    let _ = writeln!(
+        out,
+        "  PostgreSQL: {:.3} write transactions, {:.0} bytes of WAL in {:.3} syncs, {:.3} ms CPU (all its processes)",
+        footprint.write_transactions,
+        footprint.wal_bytes,
+        footprint.wal_syncs,
+        footprint.postgres_cpu_ms
+    );
+    for database in &footprint.databases {
+        let _ = writeln!(
+            out,
+            "    {:<13} {:.3} commits (reads included), {:>6.0} bytes of growth",
+            database.service, database.commits, database.growth_bytes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  RabbitMQ:   {:.3} publishes, {:.3} deliveries, {:.3} ms CPU",
+        footprint.broker_publishes, footprint.broker_deliveries, footprint.rabbitmq_cpu_ms
+    );
 }
 
 fn offered(phase: &Phase) -> String {

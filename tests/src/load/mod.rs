@@ -111,6 +111,12 @@ pub struct Driven {
 }
 
 impl Driven {
+    /// The measured sign-ups that registration accepted: each one event, one profile
+    /// and one mail to come.
+    pub fn accepted(&self) -> usize {
+        self.measured.sent.accepted.len()
+    }
+
     /// Reads when each accepted sign-up's profile and mail happened (one request per
     /// sign-up to each consumer, or more for those not there yet) and makes the report.
     pub async fn collect(self) -> Report {

@@ -29,6 +29,7 @@ mod least_privilege;
 mod load_smoke;
 mod one_trace;
 mod operations;
+mod ordering_at_scale;
 mod outbox;
 mod personal_data;
 mod redelivery;

@@ -153,6 +153,13 @@ impl TestSystem {
         Registration(self.endpoint(Service::Registration, 0))
     }
 
+    /// Registration's API on instance `number` (0 is [`TestSystem::registration`]'s), for
+    /// tests that run several and must say which one a request goes to: a sign-up through
+    /// one and its deletion through another put the two events on different relays.
+    pub fn registration_of(&self, number: usize) -> Registration<'_> {
+        Registration(self.endpoint(Service::Registration, number))
+    }
+
     /// The profile service's API, on its first instance.
     pub fn profiles(&self) -> Profiles<'_> {
         Profiles(self.endpoint(Service::Profile, 0))

@@ -45,10 +45,11 @@ pub fn cpu_time(pid: Pid) -> Option<Duration> {
     ))
 }
 
-/// User plus system CPU time of every process named `name` (`/proc/<pid>/comm`), all
-/// together: a server that runs as many processes, like PostgreSQL with one per
-/// connection. A process that has exited since an earlier reading is no longer counted,
-/// so between two readings this can only under-count.
+/// User plus system CPU time of every process named `name` (`/proc/<pid>/comm`) and of
+/// their children that have exited, all together: a server that runs as many processes,
+/// like PostgreSQL with one per connection, whose main process collects what each
+/// connection's process used when it ends. So the sum only grows as connections come
+/// and go.
 pub fn cpu_time_of_all(name: &str) -> Duration {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Duration::ZERO;
@@ -59,8 +60,22 @@ pub fn cpu_time_of_all(name: &str) -> Duration {
             std::fs::read_to_string(Pid::Of(pid).path("comm"))
                 .is_ok_and(|comm| comm.trim_end() == name)
         })
-        .filter_map(|pid| cpu_time(Pid::Of(pid)))
+        .filter_map(|pid| own_and_children_cpu_time(Pid::Of(pid)))
         .sum()
+}
+
+/// Like [`cpu_time`], plus the CPU time of the process's exited children (`cutime`
+/// and `cstime`, fields 16 and 17).
+fn own_and_children_cpu_time(pid: Pid) -> Option<Duration> {
+    let stat = std::fs::read_to_string(pid.path("stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let ticks = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|field| field.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
 /// Resident memory of a process, in KiB, from `/proc/<pid>/status`.

@@ -1,21 +1,20 @@
 //! What one sign-up costs the servers the services share: the inputs of a capacity
 //! model (`docs/scaling.md`), measured around the saturation phase.
 //!
-//! - **PostgreSQL**: write transactions (transaction ids handed out, which only a
-//!   transaction that writes gets), commits per service database (`pg_stat_database`,
-//!   reads included), WAL bytes and WAL syncs (each sync is a disk flush: the IOPS a
-//!   server must sustain), database growth, and the CPU time of all PostgreSQL processes.
+//! - **PostgreSQL**, from its write-ahead log: every change and every commit is a WAL
+//!   record, and each record names its transaction, each transaction one database. So
+//!   reading the WAL written during the phase (`pg_walinspect`, shipped with PostgreSQL
+//!   15) gives each service database's write transactions and WAL bytes exactly, with
+//!   nothing else on the server counted and without waiting for the cumulative
+//!   statistics (which a backend reports up to 10 s late). A temporary replication slot
+//!   keeps that WAL until it is read. Plus each database's growth and the CPU time of
+//!   all PostgreSQL processes.
 //! - **RabbitMQ**: publishes and deliveries, counted by the services themselves (the
 //!   broker's management API is not enabled on every machine), and the broker's CPU.
 //!
-//! Two readings, before and after; the difference over the sign-ups completed. Only the
-//! benchmark's services use the servers meanwhile, and the generator reads the effects
-//! back only after the second reading, so nothing else is counted. PostgreSQL's
-//! cumulative statistics are not live: a backend reports its counters when it goes idle,
-//! at most [`STATISTICS_DELAY`] later, so each reading waits that long after the load.
-//! Transaction ids, WAL positions and sizes are live.
-
-use std::time::Duration;
+//! Two readings, before and after; the differences over the sign-ups accepted. The
+//! generator reads the effects back only after the second reading. The CPU times are
+//! the whole servers': other work on the machine at the same time would be counted.
 
 use anyhow::Context;
 use serde::Serialize;
@@ -23,38 +22,51 @@ use sqlx::{Connection, PgConnection};
 
 use crate::{defaults, procfs, system::Service};
 
-/// How long PostgreSQL 15 may hold an idle backend's statistics before reporting them
-/// (`PGSTAT_IDLE_INTERVAL`, 10 s), plus a second.
-pub(super) const STATISTICS_DELAY: Duration = Duration::from_secs(11);
-
 /// The process names (`/proc/<pid>/comm`) of the two servers.
 const RABBITMQ_PROCESS: &str = "beam.smp";
 const POSTGRES_PROCESS: &str = "postgres";
+
+/// Each database's write transactions and WAL bytes between two WAL positions: a
+/// record's database is the one its block references name, or its transaction's.
+const WAL_BY_DATABASE: &str = r#"
+    with records as (
+        select xid, resource_manager, record_type, record_length,
+               substring(block_ref from 'rel \d+/(\d+)/')::oid as database
+          from pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)),
+    transactions as (
+        select distinct xid, database from records
+         where xid <> '0' and database is not null)
+    select d.datname,
+           count(*) filter (where r.resource_manager = 'Transaction'
+                              and r.record_type like 'COMMIT%'),
+           sum(r.record_length)::bigint
+      from records r
+      left join transactions t on t.xid = r.xid
+      join pg_database d on d.oid = coalesce(r.database, t.database)
+     where d.datname = any($3)
+     group by d.datname"#;
 
 /// One service's own database, per sign-up.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseCost {
     /// `registration`, `email` or `profile`.
     pub service: String,
-    /// Committed transactions, reads included (`pg_stat_database.xact_commit`).
+    /// Transactions that wrote and committed (read-only ones write no WAL and cost no
+    /// disk flush).
     pub commits: f64,
+    /// Write-ahead log written for it, bytes (full-page images included).
+    pub wal_bytes: f64,
     /// Growth of the database, bytes (`pg_database_size`, pages allocated).
     pub growth_bytes: f64,
 }
 
-/// What one completed sign-up cost the shared servers, on average over a phase.
+/// What one accepted sign-up cost the shared servers, on average over a phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Footprint {
-    /// Sign-ups completed in the phase measured.
+    /// Sign-ups accepted in the phase measured.
     pub sign_ups: usize,
-    /// Write transactions, all three databases together.
-    pub write_transactions: f64,
     /// Per service database.
     pub databases: Vec<DatabaseCost>,
-    /// Write-ahead log written, bytes.
-    pub wal_bytes: f64,
-    /// WAL flushes to disk (`pg_stat_wal.wal_sync`).
-    pub wal_syncs: f64,
     /// CPU time of all PostgreSQL processes, ms.
     pub postgres_cpu_ms: f64,
     /// Events published (registration's `events_published_total`).
@@ -65,18 +77,19 @@ pub struct Footprint {
     pub rabbitmq_cpu_ms: f64,
 }
 
-/// The counters at one moment.
-#[derive(Debug, Clone)]
-pub(super) struct Reading {
-    next_transaction_id: i64,
-    commits: Vec<i64>,
-    sizes: Vec<i64>,
-    wal_position: i64,
-    wal_syncs: i64,
-    postgres_cpu: Duration,
-    published: f64,
-    consumed: f64,
-    rabbitmq_cpu: Duration,
+impl Footprint {
+    /// Write transactions, all service databases together.
+    pub fn commits(&self) -> f64 {
+        self.databases.iter().map(|database| database.commits).sum()
+    }
+
+    /// WAL bytes, all service databases together.
+    pub fn wal_bytes(&self) -> f64 {
+        self.databases
+            .iter()
+            .map(|database| database.wal_bytes)
+            .sum()
+    }
 }
 
 /// Where the counters are: the services' databases and base URLs.
@@ -88,34 +101,78 @@ pub(super) struct Counters {
     pub(super) urls: Vec<(Service, String)>,
 }
 
+/// A measurement in progress: the first reading, and the connection that holds the
+/// replication slot keeping the WAL written since.
+#[derive(Debug)]
+pub(super) struct Measuring {
+    counters: Counters,
+    /// Connected to a database of the measurement's own, where `pg_walinspect` is
+    /// installed; its temporary slot goes when it closes.
+    wal: PgConnection,
+    /// That database's name, dropped at the end.
+    wal_database: String,
+    before: Reading,
+}
+
+/// The counters that are read twice.
+#[derive(Debug, Clone)]
+struct Reading {
+    wal_position: String,
+    sizes: Vec<i64>,
+    postgres_cpu: std::time::Duration,
+    published: f64,
+    consumed: f64,
+    rabbitmq_cpu: std::time::Duration,
+}
+
 impl Counters {
-    /// Reads every counter now.
-    pub(super) async fn read(&self) -> anyhow::Result<Reading> {
-        let mut db = PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE))
-            .await
-            .context("connecting to PostgreSQL for its statistics")?;
-        let (next_transaction_id, wal_position, wal_syncs): (i64, i64, i64) = sqlx::query_as(
-            "select pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
-                    (select wal_sync from pg_stat_wal)",
-        )
-        .fetch_one(&mut db)
+    /// Reserves the WAL from now on and takes the first reading.
+    pub(super) async fn start(&self) -> anyhow::Result<Measuring> {
+        let wal_database = format!(
+            "bench_wal_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let mut admin = admin().await?;
+        // The name is the measurement's own, made of hex digits.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "create database {wal_database}"
+        )))
+        .execute(&mut admin)
         .await?;
-        let mut commits = Vec::new();
+        admin.close().await?;
+        let mut wal =
+            PgConnection::connect(&format!("{}/{wal_database}", defaults::POSTGRES_BASE)).await?;
+        sqlx::query("create extension pg_walinspect")
+            .execute(&mut wal)
+            .await
+            .context("installing pg_walinspect (PostgreSQL 15's contrib)")?;
+        sqlx::query("select pg_create_physical_replication_slot($1, true, true)")
+            .bind(&wal_database)
+            .execute(&mut wal)
+            .await
+            .context("a temporary replication slot keeping the phase's WAL")?;
+        let before = self.read(&mut wal).await?;
+        Ok(Measuring {
+            counters: self.clone(),
+            wal,
+            wal_database,
+            before,
+        })
+    }
+
+    async fn read(&self, db: &mut PgConnection) -> anyhow::Result<Reading> {
+        let wal_position: String = sqlx::query_scalar("select pg_current_wal_lsn()::text")
+            .fetch_one(&mut *db)
+            .await?;
         let mut sizes = Vec::new();
         for (_, name) in &self.databases {
-            let (commit, size): (i64, i64) = sqlx::query_as(
-                "select xact_commit, pg_database_size(datname) from pg_stat_database
-                  where datname = $1",
-            )
-            .bind(name)
-            .fetch_one(&mut db)
-            .await
-            .with_context(|| format!("the statistics of database {name}"))?;
-            commits.push(commit);
+            let size: i64 = sqlx::query_scalar("select pg_database_size($1::text)")
+                .bind(name)
+                .fetch_one(&mut *db)
+                .await
+                .with_context(|| format!("the size of database {name}"))?;
             sizes.push(size);
         }
-        db.close().await?;
         let mut published = 0.0;
         let mut consumed = 0.0;
         for (service, url) in &self.urls {
@@ -128,51 +185,83 @@ impl Counters {
             }
         }
         Ok(Reading {
-            next_transaction_id,
-            commits,
-            sizes,
             wal_position,
-            wal_syncs,
+            sizes,
             postgres_cpu: procfs::cpu_time_of_all(POSTGRES_PROCESS),
             published,
             consumed,
             rabbitmq_cpu: procfs::cpu_time_of_all(RABBITMQ_PROCESS),
         })
     }
+}
 
-    /// What happened between `before` and `after`, per sign-up of `sign_ups`.
-    pub(super) fn footprint(
-        &self,
-        before: &Reading,
-        after: &Reading,
-        sign_ups: usize,
-    ) -> Footprint {
+impl Measuring {
+    /// Takes the second reading, reads the WAL in between, removes what the measurement
+    /// created, and returns the costs per sign-up of `sign_ups`.
+    pub(super) async fn finish(mut self, sign_ups: usize) -> anyhow::Result<Footprint> {
+        let after = self.counters.read(&mut self.wal).await?;
+        let names: Vec<String> = self
+            .counters
+            .databases
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect();
+        let wal: Vec<(String, i64, i64)> = sqlx::query_as(WAL_BY_DATABASE)
+            .bind(&self.before.wal_position)
+            .bind(&after.wal_position)
+            .bind(&names)
+            .fetch_all(&mut self.wal)
+            .await
+            .context("reading the phase's WAL")?;
+        self.wal.close().await?;
+        let mut admin = admin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "drop database {}",
+            self.wal_database
+        )))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+
+        let before = &self.before;
         let per = |count: f64| count / sign_ups.max(1) as f64;
-        let delta = |before: i64, after: i64| per((after - before) as f64);
-        let cpu = |before: Duration, after: Duration| {
+        let cpu = |before: std::time::Duration, after: std::time::Duration| {
             per(after.saturating_sub(before).as_secs_f64() * 1000.0)
         };
-        Footprint {
-            sign_ups,
-            write_transactions: delta(before.next_transaction_id, after.next_transaction_id),
-            databases: self
-                .databases
-                .iter()
-                .enumerate()
-                .map(|(index, (service, _))| DatabaseCost {
+        let databases = self
+            .counters
+            .databases
+            .iter()
+            .enumerate()
+            .map(|(index, (service, name))| {
+                let (commits, wal_bytes) = wal
+                    .iter()
+                    .find(|(database, _, _)| database == name)
+                    .map_or((0, 0), |(_, commits, bytes)| (*commits, *bytes));
+                DatabaseCost {
                     service: service.name().to_owned(),
-                    commits: delta(before.commits[index], after.commits[index]),
-                    growth_bytes: delta(before.sizes[index], after.sizes[index]),
-                })
-                .collect(),
-            wal_bytes: delta(before.wal_position, after.wal_position),
-            wal_syncs: delta(before.wal_syncs, after.wal_syncs),
+                    commits: per(commits as f64),
+                    wal_bytes: per(wal_bytes as f64),
+                    growth_bytes: per((after.sizes[index] - before.sizes[index]) as f64),
+                }
+            })
+            .collect();
+        Ok(Footprint {
+            sign_ups,
+            databases,
             postgres_cpu_ms: cpu(before.postgres_cpu, after.postgres_cpu),
             broker_publishes: per(after.published - before.published),
             broker_deliveries: per(after.consumed - before.consumed),
             rabbitmq_cpu_ms: cpu(before.rabbitmq_cpu, after.rabbitmq_cpu),
-        }
+        })
     }
+}
+
+/// A connection to the server's `postgres` database, for creating and dropping.
+async fn admin() -> anyhow::Result<PgConnection> {
+    PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE))
+        .await
+        .context("connecting to PostgreSQL")
 }
 
 /// The sum of every series of the metric `name` in a Prometheus text exposition.

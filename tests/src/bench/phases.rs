@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{
     BenchPlan,
     deployment::Deployment,
-    footprint::{self, Counters, Footprint},
+    footprint::{Counters, Footprint},
     usage::{self, ProcessUsage},
 };
 use crate::{
@@ -133,8 +133,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     })
 }
 
-/// Runs one phase; with `counters`, also measures its [`Footprint`], which adds
-/// [`footprint::STATISTICS_DELAY`] of quiet before and after the load.
+/// Runs one phase; with `counters`, also measures its [`Footprint`].
 async fn phase(
     name: &str,
     plan: &Plan,
@@ -142,29 +141,19 @@ async fn phase(
     limit: Option<f64>,
     counters: Option<&Counters>,
 ) -> anyhow::Result<Phase> {
-    let before = match counters {
-        Some(counters) => {
-            eprintln!("quiet for PostgreSQL's statistics…");
-            tokio::time::sleep(footprint::STATISTICS_DELAY).await;
-            Some(counters.read().await?)
-        }
-        None => {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            None
-        }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let measuring = match counters {
+        Some(counters) => Some(counters.start().await?),
+        None => None,
     };
     // Usage is measured while the load runs and until the counters say it is complete;
     // reading each sign-up's timestamps afterwards is the generator's business (and
     // comes after the footprint's second reading, which it would disturb).
     let (driven, usage) = usage::during(watched, load::drive(plan)).await;
     let driven = driven?;
-    let footprint = match (counters, before) {
-        (Some(counters), Some(before)) => {
-            tokio::time::sleep(footprint::STATISTICS_DELAY).await;
-            let after = counters.read().await?;
-            Some(counters.footprint(&before, &after, driven.accepted()))
-        }
-        _ => None,
+    let footprint = match measuring {
+        Some(measuring) => Some(measuring.finish(driven.accepted()).await?),
+        None => None,
     };
     let report = driven.collect().await;
     let kept_up = !report.timed_out

@@ -243,17 +243,16 @@ fn server_costs(out: &mut String, name: &str, footprint: &Footprint) {
     );
     let _ = writeln!(
         out,
-        "  PostgreSQL: {:.3} write transactions, {:.0} bytes of WAL in {:.3} syncs, {:.3} ms CPU (all its processes)",
-        footprint.write_transactions,
-        footprint.wal_bytes,
-        footprint.wal_syncs,
+        "  PostgreSQL: {:.3} write transactions, {:.0} bytes of WAL, {:.3} ms CPU (all its processes)",
+        footprint.commits(),
+        footprint.wal_bytes(),
         footprint.postgres_cpu_ms
     );
     for database in &footprint.databases {
         let _ = writeln!(
             out,
-            "    {:<13} {:.3} commits (reads included), {:>6.0} bytes of growth",
-            database.service, database.commits, database.growth_bytes
+            "    {:<13} {:.3} write transactions, {:>6.0} bytes of WAL, {:>6.0} bytes of growth",
+            database.service, database.commits, database.wal_bytes, database.growth_bytes
         );
     }
     let _ = writeln!(

@@ -1,5 +1,5 @@
 //! What one sign-up costs the servers the services share: the inputs of a capacity
-//! model (`docs/scaling.md`), measured around the saturation phase.
+//! model (`docs/scaling.md`), measured around each load phase.
 //!
 //! - **PostgreSQL**, from its write-ahead log: every change and every commit is a WAL
 //!   record, and each record names its transaction, each transaction one database. So

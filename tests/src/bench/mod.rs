@@ -9,7 +9,7 @@
 //! 2. **The services** (`phases`, `deployment`): the three release binaries as users run
 //!    them (trace export on, to the `otlp-sink` tool; mail to the `smtp-sink` tool), driven
 //!    by the load generator at saturation, at half that rate and at a fixed rate, with each
-//!    process's CPU time and resident memory (`usage`), and at saturation what a sign-up
+//!    process's CPU time and resident memory (`usage`), and in each phase what a sign-up
 //!    cost the broker and the database (`footprint`: the capacity model's inputs).
 //! 3. **The table** (`table`) and one JSON line.
 //!

@@ -36,9 +36,8 @@ pub struct Phase {
     pub ratio_to_limit: Option<f64>,
     /// For a rate phase: whether the system kept up with the offered rate.
     pub kept_up: bool,
-    /// What a sign-up cost the broker and the database; measured at saturation only
-    /// (each measurement waits for PostgreSQL's statistics).
-    pub footprint: Option<Footprint>,
+    /// What a sign-up cost the broker and the database.
+    pub footprint: Footprint,
 }
 
 impl Phase {
@@ -109,7 +108,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
         plan.count, plan.concurrency
     );
     let counters = deployment.counters();
-    phases.push(phase("saturation", &saturation, &watched, limit, Some(&counters)).await?);
+    phases.push(phase("saturation", &saturation, &watched, limit, &counters).await?);
     let half = (phases[0].report.end_to_end_per_second / 2.0).max(1.0);
     let fixed = plan
         .fixed_rates
@@ -123,7 +122,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
             rate: Some(rate),
             ..base.clone()
         };
-        phases.push(phase(&name, &paced, &watched, limit, None).await?);
+        phases.push(phase(&name, &paced, &watched, limit, &counters).await?);
     }
     drop(deployment);
     Ok(ServicesResult {
@@ -133,28 +132,22 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     })
 }
 
-/// Runs one phase; with `counters`, also measures its [`Footprint`].
+/// Runs one phase, measuring its [`Footprint`] with `counters`.
 async fn phase(
     name: &str,
     plan: &Plan,
     watched: &[super::deployment::Watched],
     limit: Option<f64>,
-    counters: Option<&Counters>,
+    counters: &Counters,
 ) -> anyhow::Result<Phase> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let measuring = match counters {
-        Some(counters) => Some(counters.start().await?),
-        None => None,
-    };
+    let measuring = counters.start().await?;
     // Usage is measured while the load runs and until the counters say it is complete;
     // reading each sign-up's timestamps afterwards is the generator's business (and
     // comes after the footprint's second reading, which it would disturb).
     let (driven, usage) = usage::during(watched, load::drive(plan)).await;
     let driven = driven?;
-    let footprint = match measuring {
-        Some(measuring) => Some(measuring.finish(driven.accepted()).await?),
-        None => None,
-    };
+    let footprint = measuring.finish(driven.accepted()).await?;
     let report = driven.collect().await;
     let kept_up = !report.timed_out
         && report.all_complete()

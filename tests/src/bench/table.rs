@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BenchReport, Footprint, RawLimits, ServicesResult, phases::Phase, smtp};
+use super::{BenchReport, DatabaseCost, RawLimits, ServicesResult, phases::Phase, smtp};
 use crate::load::Latency;
 
 /// The processes in column order.
@@ -185,11 +185,7 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
         let _ = writeln!(out, " {total:>14.3}");
     }
 
-    for phase in &services.phases {
-        if let Some(footprint) = &phase.footprint {
-            server_costs(out, &phase.name, footprint);
-        }
-    }
+    server_costs(out, &services.phases);
 
     let _ = writeln!(
         out,
@@ -234,32 +230,65 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
     }
 }
 
-/// What a sign-up cost the broker and the database in the phase called `name`.
-fn server_costs(out: &mut String, name: &str, footprint: &Footprint) {
+/// What a sign-up cost the broker and the database in each phase.
+fn server_costs(out: &mut String, phases: &[Phase]) {
     let _ = writeln!(
         out,
-        "\nper sign-up at {name}, for a capacity model ({} sign-ups; docs/scaling.md)",
-        footprint.sign_ups
+        "\nper accepted sign-up, what the servers did (the capacity model's inputs, docs/scaling.md):\n\
+         PostgreSQL's write transactions and WAL bytes per service database (read from the WAL), CPU of all its processes;\n\
+         RabbitMQ's publishes and deliveries (the services' counters) and its CPU"
     );
     let _ = writeln!(
         out,
-        "  PostgreSQL: {:.3} write transactions, {:.0} bytes of WAL, {:.3} ms CPU (all its processes)",
-        footprint.commits(),
-        footprint.wal_bytes(),
-        footprint.postgres_cpu_ms
+        "{:<11} {:>22} {:>8} {:>22} {:>7} {:>8} {:>10} {:>7}",
+        "phase",
+        "write tx reg/email/prof",
+        "all",
+        "WAL bytes reg/em/prof",
+        "PG ms",
+        "publish",
+        "deliveries",
+        "MQ ms"
     );
-    for database in &footprint.databases {
+    for phase in phases {
+        let footprint = &phase.footprint;
+        let each = |pick: fn(&DatabaseCost) -> f64, precision: usize| {
+            footprint
+                .databases
+                .iter()
+                .map(|database| format!("{:.precision$}", pick(database)))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
         let _ = writeln!(
             out,
-            "    {:<13} {:.3} write transactions, {:>6.0} bytes of WAL, {:>6.0} bytes of growth",
-            database.service, database.commits, database.wal_bytes, database.growth_bytes
+            "{:<11} {:>22} {:>8.3} {:>22} {:>7.3} {:>8.3} {:>10.3} {:>7.3}",
+            phase.name,
+            each(|database| database.commits, 3),
+            footprint.commits(),
+            each(|database| database.wal_bytes, 0),
+            footprint.postgres_cpu_ms,
+            footprint.broker_publishes,
+            footprint.broker_deliveries,
+            footprint.rabbitmq_cpu_ms
         );
     }
-    let _ = writeln!(
-        out,
-        "  RabbitMQ:   {:.3} publishes, {:.3} deliveries, {:.3} ms CPU",
-        footprint.broker_publishes, footprint.broker_deliveries, footprint.rabbitmq_cpu_ms
-    );
+    let growth = phases.first().map(|phase| {
+        phase
+            .footprint
+            .databases
+            .iter()
+            .map(|database| format!("{} {:.0}", database.service, database.growth_bytes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    if let Some(growth) = growth {
+        let _ = writeln!(
+            out,
+            "database growth per sign-up at {}, bytes: {growth}",
+            phases[0].name
+        );
+    }
 }
 
 fn offered(phase: &Phase) -> String {

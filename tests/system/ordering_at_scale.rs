@@ -28,10 +28,11 @@
 //! 2; a kept user has one profile at sequence 1 and one sent welcome mail. Without the
 //! sequence check in either consumer the forced users alone make this fail.
 //!
-//! The services turn a stale event away with a log line, not a metric (every such
-//! delivery counts as `done` in `events_consumed_total`), so the test reads those lines
-//! from each instance's log: it prints how many deliveries each instance turned away, and
-//! each forced registration must be among them, once per service.
+//! Each instance counts the deliveries it turned away in `events_skipped_total` (by
+//! reason, `stale` or `already_applied`) and logs each with its event id. The test reads
+//! both: it prints how many deliveries each instance turned away, each forced
+//! registration must be among the logged ones, once per service, and each instance's
+//! counter must agree with its log.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -179,7 +180,7 @@ async fn per_user_ordering_holds_with_two_relays_and_three_consumers_per_queue()
     }
     counters.assert_every_instance_worked();
     report_race(&system, &users, &counters, raced_in);
-    check_turned_away(&mut system, &late_events);
+    check_turned_away(&mut system, &late_events).await;
     println!("ordering at scale: the test took {:.1?}", started.elapsed());
 }
 
@@ -796,8 +797,9 @@ fn report_race(system: &TestSystem, users: &[User], counters: &Counters, raced_i
 /// Counts, in each consumer instance's log, the deliveries it turned away as stale (a
 /// newer event of the user was applied first) or as already applied (the inbox had
 /// them), and prints them. Asserts that each of the `late` registrations was turned
-/// away as stale exactly once in each service, and by more than one instance.
-fn check_turned_away(system: &mut TestSystem, late: &BTreeSet<String>) {
+/// away as stale exactly once in each service, and by more than one instance, and that
+/// each instance's `events_skipped_total` says as much as its log.
+async fn check_turned_away(system: &mut TestSystem, late: &BTreeSet<String>) {
     for (service, stale_line) in [
         (Service::Email, EMAIL_STALE),
         (Service::Profile, PROFILE_STALE),
@@ -806,9 +808,18 @@ fn check_turned_away(system: &mut TestSystem, late: &BTreeSet<String>) {
         let mut late_per_instance = Vec::new();
         let mut already_applied = Vec::new();
         let mut late_seen: BTreeMap<String, usize> = BTreeMap::new();
+        let queue = format!("{}.user-registered", service.name());
+        let counted = format!(r#"events_skipped_total{{queue="{queue}",reason="stale"}}"#);
         for number in 0..CONSUMERS {
             let log = system.processes().instance(service, number).log();
             let stale = logged_event_ids(&log, stale_line);
+            let metric = system.ops_of(service, number).metric(&counted).await;
+            assert!(
+                (metric - stale.len() as f64).abs() < 0.5,
+                "{} instance {number}: {counted} is {metric}, its log turned away {}",
+                service.name(),
+                stale.len()
+            );
             let forced = stale.iter().filter(|id| late.contains(*id)).count();
             for id in stale.iter().filter(|id| late.contains(*id)) {
                 *late_seen.entry(id.clone()).or_default() += 1;

@@ -6,7 +6,10 @@
 //! (`store::insert_pending_once`).
 
 use events::{Envelope, Event, UserDeletedV1};
-use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use messaging::{
+    consumer::Handler,
+    outcome::{HandlerOutcome, Skip},
+};
 use sqlx::PgPool;
 
 use crate::store::{self, Erased};
@@ -50,7 +53,7 @@ impl Handler<UserDeletedV1> for ErasureHandler {
             }
             Ok(Erased::AlreadyApplied) => {
                 tracing::info!("event already applied");
-                HandlerOutcome::Done
+                HandlerOutcome::Skipped(Skip::AlreadyApplied)
             }
             // The event is valid; the database will be back.
             Err(error) => HandlerOutcome::Retry(format!("database: {error}")),

@@ -7,7 +7,10 @@
 //! or a registration redriven after the deletion, leaves the tombstone in place.
 
 use events::{Envelope, Event, UserDeletedV1, UserRegisteredV1};
-use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use messaging::{
+    consumer::Handler,
+    outcome::{HandlerOutcome, Skip},
+};
 use service_kit::{
     db_span,
     group_commit::{BatchWriter, GroupCommit, Submitted},
@@ -109,17 +112,21 @@ fn verdict(
         Ok((Applied::Written, _)) => {
             metrics::counter!(counter).increment(1);
             tracing::info!("{written}");
+            HandlerOutcome::Done
         }
         Ok((Applied::Stale, sequence)) => {
             tracing::info!(
                 sequence,
                 "stale event ignored: a newer event of the user came first"
             );
+            HandlerOutcome::Skipped(Skip::Stale)
         }
-        Ok((Applied::AlreadyApplied, _)) => tracing::info!("event already applied"),
-        Err(reason) => return HandlerOutcome::Retry(reason),
+        Ok((Applied::AlreadyApplied, _)) => {
+            tracing::info!("event already applied");
+            HandlerOutcome::Skipped(Skip::AlreadyApplied)
+        }
+        Err(reason) => HandlerOutcome::Retry(reason),
     }
-    HandlerOutcome::Done
 }
 
 /// Applies a batch of changes of one event type in one statement. If the database

@@ -27,7 +27,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use events::{Envelope, Event, UserRegisteredV1};
 use futures_util::future::join_all;
-use messaging::{consumer::Handler, outcome::HandlerOutcome};
+use messaging::{
+    consumer::Handler,
+    outcome::{HandlerOutcome, Skip},
+};
 use service_kit::{
     db_span,
     group_commit::{BatchWriter, GroupCommit, Submitted},
@@ -71,14 +74,14 @@ impl Handler<UserRegisteredV1> for WelcomeHandler {
             }
             Ok(Sent::Earlier) => {
                 tracing::info!(%event_id, "welcome mail already sent");
-                HandlerOutcome::Done
+                HandlerOutcome::Skipped(Skip::AlreadyApplied)
             }
             Ok(Sent::Never) => {
                 tracing::info!(
                     %event_id,
                     "no welcome mail: this or a later event of the user was applied first"
                 );
-                HandlerOutcome::Done
+                HandlerOutcome::Skipped(Skip::Stale)
             }
             Err(WelcomeError::Mail(error @ MailError::Permanent(_))) => {
                 HandlerOutcome::Reject(error.to_string())

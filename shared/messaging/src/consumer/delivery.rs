@@ -122,6 +122,11 @@ impl<H> DeliveryContext<H> {
                 ack(delivery).await;
                 Disposition::Done
             }
+            HandlerOutcome::Skipped(skip) => {
+                ack(delivery).await;
+                metrics::record_skip(self.queue, skip);
+                Disposition::Done
+            }
             HandlerOutcome::Retry(reason) => {
                 forwarding.retry_later(&self.retry, attempt, &reason).await
             }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::outcome::Skip;
+
 /// What happened to a delivery: the `outcome` label of `events_consumed_total`.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Disposition {
@@ -56,10 +58,25 @@ pub(super) fn describe(queue: &'static str) {
         "dead_letter_queue_depth_messages",
         "Messages waiting in the dead-letter queue."
     );
+    metrics::describe_counter!(
+        "events_skipped_total",
+        "Deliveries acked without an effect, by queue and reason (stale: a later event of \
+         the user came first; already_applied: a redelivery). Also counted as done."
+    );
     for disposition in Disposition::ALL {
         let labels = [("queue", queue), ("outcome", disposition.label())];
         metrics::counter!("events_consumed_total", &labels).increment(0);
     }
+    for skip in Skip::ALL {
+        let labels = [("queue", queue), ("reason", skip.label())];
+        metrics::counter!("events_skipped_total", &labels).increment(0);
+    }
+}
+
+/// A delivery acked without an effect, for `skip`'s reason.
+pub(super) fn record_skip(queue: &'static str, skip: Skip) {
+    let labels = [("queue", queue), ("reason", skip.label())];
+    metrics::counter!("events_skipped_total", &labels).increment(1);
 }
 
 /// One delivery finished with `disposition` after `elapsed`.

@@ -54,6 +54,10 @@ struct Args {
     /// workspace's release build, e.g. a copy of an earlier build to compare with.
     #[arg(long)]
     service_binaries: Option<std::path::PathBuf>,
+    /// Instances of each service (sharing the database and the queues; the load goes to
+    /// every registration in turn).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 #[tokio::main]
@@ -80,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     }
     plan.progress = !args.no_progress;
     plan.service_binaries = args.service_binaries;
+    plan.instances = args.instances.max(1);
     let report = bench::run(&plan).await?;
     println!("{}", bench::render(&report));
     println!("{}", report.summary_line());

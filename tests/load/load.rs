@@ -19,19 +19,30 @@ use system_tests::load::{self, DEFAULT_CONCURRENCY, DEFAULT_COUNT, Plan, Targets
 #[derive(Debug, Parser)]
 #[command(about = "Sign-ups against running services, measured end to end")]
 struct Args {
-    /// Base URL of registration.
+    /// Base URL of registration; several, separated by commas, are taken in turn.
     #[arg(
         long,
         env = "REGISTRATION_URL",
-        default_value = "http://localhost:8080"
+        default_value = "http://localhost:8080",
+        value_delimiter = ','
     )]
-    registration_url: String,
-    /// Base URL of profile.
-    #[arg(long, env = "PROFILE_URL", default_value = "http://localhost:8082")]
-    profile_url: String,
-    /// Base URL of email.
-    #[arg(long, env = "EMAIL_URL", default_value = "http://localhost:8081")]
-    email_url: String,
+    registration_url: Vec<String>,
+    /// Base URL of profile; with several, their counters add up.
+    #[arg(
+        long,
+        env = "PROFILE_URL",
+        default_value = "http://localhost:8082",
+        value_delimiter = ','
+    )]
+    profile_url: Vec<String>,
+    /// Base URL of email; with several, their counters add up.
+    #[arg(
+        long,
+        env = "EMAIL_URL",
+        default_value = "http://localhost:8081",
+        value_delimiter = ','
+    )]
+    email_url: Vec<String>,
     /// Measured sign-ups [default: 1000 unless --duration is given].
     #[arg(long)]
     count: Option<usize>,
@@ -68,9 +79,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let plan = Plan {
         targets: Targets {
-            registration: trim(args.registration_url),
-            profile: trim(args.profile_url),
-            email: trim(args.email_url),
+            registrations: trim(args.registration_url),
+            profiles: trim(args.profile_url),
+            emails: trim(args.email_url),
         },
         count: args.count.or(if duration.is_none() {
             Some(DEFAULT_COUNT)
@@ -94,6 +105,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     })
 }
 
-fn trim(url: String) -> String {
-    url.trim_end_matches('/').to_owned()
+fn trim(urls: Vec<String>) -> Vec<String> {
+    urls.iter()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .collect()
 }

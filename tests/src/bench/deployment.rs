@@ -52,13 +52,14 @@ pub(super) struct Deployment {
 }
 
 impl Deployment {
-    /// Starts the sinks from the binaries in `tools` and the services from those in
-    /// `services` (usually the same folder), logging to `log_dir`, and waits until every
-    /// service is ready.
+    /// Starts the sinks from the binaries in `tools` and `instances` of each service
+    /// from those in `services` (usually the same folder), logging to `log_dir`, and
+    /// waits until every service is ready.
     pub(super) async fn start(
         tools: &Path,
         services: &Path,
         log_dir: &Path,
+        instances: usize,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let topology = Topology::new(RETRY);
@@ -77,12 +78,19 @@ impl Deployment {
         }
         for service in Service::ALL {
             let env = deployment.environment(service, smtp_port, otlp_port);
-            let log = log_dir.join(format!("{}.log", service.name()));
             let binary = services.join(service.name());
-            let process =
-                ServiceProcess::spawn_logging_to(&binary, service.name(), free_port(), &env, log)
-                    .with_context(|| format!("starting {}", binary.display()))?;
-            deployment.services.push((service, process));
+            for number in 0..instances.max(1) {
+                let log = log_dir.join(format!("{}-{number}.log", service.name()));
+                let process = ServiceProcess::spawn_logging_to(
+                    &binary,
+                    service.name(),
+                    free_port(),
+                    &env,
+                    log,
+                )
+                .with_context(|| format!("starting {}", binary.display()))?;
+                deployment.services.push((service, process));
+            }
         }
         let http = reqwest::Client::new();
         for (service, process) in &mut deployment.services {
@@ -105,30 +113,28 @@ impl Deployment {
         Ok(deployment)
     }
 
-    /// The services' base URLs for the load generator.
+    /// Every instance's base URL for the load generator.
     pub(super) fn targets(&self) -> Targets {
-        let url = |wanted: Service| {
+        let urls = |wanted: Service| {
             self.services
                 .iter()
-                .find(|(service, _)| *service == wanted)
+                .filter(|(service, _)| *service == wanted)
                 .map(|(_, process)| process.base_url())
-                .unwrap_or_default()
+                .collect()
         };
         Targets {
-            registration: url(Service::Registration),
-            profile: url(Service::Profile),
-            email: url(Service::Email),
+            registrations: urls(Service::Registration),
+            profiles: urls(Service::Profile),
+            emails: urls(Service::Email),
         }
     }
 
     /// Where the benchmark reads what a sign-up costs the broker and the database.
     pub(super) fn counters(&self) -> Counters {
         Counters {
-            databases: self
-                .services
-                .iter()
-                .map(|(service, _)| (*service, self.topology.database(*service)))
-                .collect(),
+            databases: Service::ALL
+                .map(|service| (service, self.topology.database(service)))
+                .to_vec(),
             urls: self
                 .services
                 .iter()

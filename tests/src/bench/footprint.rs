@@ -20,7 +20,7 @@ use anyhow::Context;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::{defaults, procfs, system::Service};
+use crate::{defaults, load::sum_of, procfs, system::Service};
 
 /// The process names (`/proc/<pid>/comm`) of the two servers.
 const RABBITMQ_PROCESS: &str = "beam.smp";
@@ -178,9 +178,11 @@ impl Counters {
         for (service, url) in &self.urls {
             let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
             match service {
-                Service::Registration => published += sum(&metrics, "events_published_total"),
+                Service::Registration => {
+                    published += sum_of(&metrics, "events_published_total").unwrap_or(0.0);
+                }
                 Service::Email | Service::Profile => {
-                    consumed += sum(&metrics, "events_consumed_total");
+                    consumed += sum_of(&metrics, "events_consumed_total").unwrap_or(0.0);
                 }
             }
         }
@@ -262,34 +264,4 @@ async fn admin() -> anyhow::Result<PgConnection> {
     PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE))
         .await
         .context("connecting to PostgreSQL")
-}
-
-/// The sum of every series of the metric `name` in a Prometheus text exposition.
-fn sum(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .filter_map(|line| line.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every labelled series of the metric counts, and no other metric that starts with
-    /// its name.
-    #[test]
-    fn sums_the_series_of_one_metric() {
-        let metrics = "# TYPE events_consumed_total counter\n\
-            events_consumed_total{queue=\"a\",outcome=\"done\"} 3\n\
-            events_consumed_total{queue=\"b\",outcome=\"done\"} 4.5\n\
-            events_consumed_total_other 100\n\
-            events_consumed 7\n";
-        assert!((sum(metrics, "events_consumed_total") - 7.5).abs() < f64::EPSILON);
-        assert!(sum(metrics, "missing").abs() < f64::EPSILON);
-    }
 }

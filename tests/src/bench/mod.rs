@@ -100,6 +100,9 @@ pub struct BenchPlan {
     /// Run the service binaries in this folder instead of building the workspace's: the
     /// way to compare two builds (say, before and after a change) with the same tools.
     pub service_binaries: Option<std::path::PathBuf>,
+    /// Instances of each service, sharing their database and queues: what scaling out
+    /// costs on this machine.
+    pub instances: usize,
 }
 
 impl BenchPlan {
@@ -125,6 +128,7 @@ impl BenchPlan {
             complete_timeout: Duration::from_secs(60),
             progress: true,
             service_binaries: None,
+            instances: 1,
         }
     }
 

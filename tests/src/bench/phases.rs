@@ -41,11 +41,18 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// CPU ms per completed sign-up of the process called `name`.
+    /// CPU ms per completed sign-up of the processes called `name` (all instances of a
+    /// service together).
     pub fn cpu_per_signup(&self, name: &str) -> Option<f64> {
-        let usage = self.usage.iter().find(|usage| usage.name == name)?;
+        let mut named = self
+            .usage
+            .iter()
+            .filter(|usage| usage.name == name)
+            .peekable();
+        named.peek()?;
+        let cpu_ms: f64 = named.map(|usage| usage.cpu_ms).sum();
         let done = self.report.completed.max(1);
-        Some(usage.cpu_ms / done as f64)
+        Some(cpu_ms / done as f64)
     }
 }
 
@@ -54,6 +61,8 @@ impl Phase {
 pub struct ServicesResult {
     /// Whether the binaries were release builds (anything else is not a benchmark).
     pub release: bool,
+    /// Instances of each service.
+    pub instances: usize,
     /// Resident memory of each process after start, before any load, MiB.
     pub idle_rss_mib: Vec<(String, f64)>,
     /// The phases, in order.
@@ -76,7 +85,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let log_dir = directory.join("bench-logs").join(&run_id[..10]);
-    let deployment = Deployment::start(&directory, &services, &log_dir).await?;
+    let deployment = Deployment::start(&directory, &services, &log_dir, plan.instances).await?;
     eprintln!(
         "services ready (logs in {}); idle for 2 s",
         deployment.log_dir().display()
@@ -127,6 +136,7 @@ pub(super) async fn run(plan: &BenchPlan, limit: Option<f64>) -> anyhow::Result<
     drop(deployment);
     Ok(ServicesResult {
         release,
+        instances: plan.instances.max(1),
         idle_rss_mib,
         phases,
     })

@@ -88,9 +88,13 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
     } else {
         "NOT release: figures meaningless"
     };
+    let instances = match services.instances {
+        1 => String::new(),
+        count => format!(", {count} instances of each"),
+    };
     let _ = writeln!(
         out,
-        "== Services ({build} binaries, default settings, trace export on) =="
+        "== Services ({build} binaries{instances}, default settings, trace export on) =="
     );
     let limit = raw.map_or_else(
         || "not measured".to_owned(),
@@ -189,7 +193,7 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
 
     let _ = writeln!(
         out,
-        "\nresident memory (MiB): idle, then the peak of each phase"
+        "\nresident memory (MiB; of the largest instance): idle, then the peak of each phase"
     );
     let _ = write!(out, "{:<16}", "");
     for name in &PROCESSES[..5] {
@@ -201,8 +205,9 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
         let rss = services
             .idle_rss_mib
             .iter()
-            .find(|(process, _)| process == name)
-            .map_or(0.0, |(_, rss)| *rss);
+            .filter(|(process, _)| process == name)
+            .map(|(_, rss)| *rss)
+            .fold(0.0, f64::max);
         let _ = write!(out, " {rss:>13.1}");
     }
     let _ = writeln!(out);
@@ -212,8 +217,9 @@ fn services_tables(out: &mut String, services: &ServicesResult, raw: Option<&Raw
             let rss = phase
                 .usage
                 .iter()
-                .find(|usage| usage.name == *name)
-                .map_or(0.0, |usage| usage.peak_rss_mib);
+                .filter(|usage| usage.name == *name)
+                .map(|usage| usage.peak_rss_mib)
+                .fold(0.0, f64::max);
             let _ = write!(out, " {rss:>13.1}");
         }
         let _ = writeln!(out);

@@ -28,8 +28,10 @@ const MAILS: &str = "welcome_mails_sent_total";
 #[derive(Debug, Clone)]
 pub(super) struct Counters {
     http: reqwest::Client,
-    profile: String,
-    email: String,
+    /// `/metrics` of each profile instance.
+    profiles: Vec<String>,
+    /// `/metrics` of each email instance.
+    emails: Vec<String>,
 }
 
 /// The two counters at one moment.
@@ -53,16 +55,16 @@ impl Counters {
     pub(super) fn new(http: &reqwest::Client, targets: &Targets) -> Self {
         Self {
             http: http.clone(),
-            profile: format!("{}/metrics", targets.profile),
-            email: format!("{}/metrics", targets.email),
+            profiles: metrics_urls(&targets.profiles),
+            emails: metrics_urls(&targets.emails),
         }
     }
 
     /// Both counters, or `None` if a service did not answer or does not export them.
     pub(super) async fn read(&self) -> Option<Counts> {
         let (profiles, mails) = tokio::join!(
-            self.counter(&self.profile, PROFILES),
-            self.counter(&self.email, MAILS)
+            self.counter(&self.profiles, PROFILES),
+            self.counter(&self.emails, MAILS)
         );
         Some(Counts {
             profiles: profiles?,
@@ -94,18 +96,29 @@ impl Counters {
         }
     }
 
-    async fn counter(&self, url: &str, name: &str) -> Option<f64> {
-        let response = self.http.get(url).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
+    /// The counter `name` added up over the instances at `urls`; `None` unless every
+    /// instance answered with it.
+    async fn counter(&self, urls: &[String], name: &str) -> Option<f64> {
+        let mut total = 0.0;
+        for url in urls {
+            let response = self.http.get(url).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            total += sum_of(&response.text().await.ok()?, name)?;
         }
-        sum_of(&response.text().await.ok()?, name)
+        Some(total)
     }
+}
+
+/// `/metrics` of each base URL.
+fn metrics_urls(bases: &[String]) -> Vec<String> {
+    bases.iter().map(|base| format!("{base}/metrics")).collect()
 }
 
 /// The sum of every series of the counter `name` in a Prometheus text exposition, or
 /// `None` if it has none.
-fn sum_of(exposition: &str, name: &str) -> Option<f64> {
+pub(crate) fn sum_of(exposition: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for line in exposition.lines() {
         let Some(rest) = line.strip_prefix(name) else {

@@ -48,6 +48,7 @@ pub use self::{
     report::{GeneratorCost, Latency, Report, Warmup},
 };
 use crate::procfs::{self, Pid};
+pub(crate) use counters::sum_of;
 
 /// How long one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -208,14 +209,16 @@ async fn collect(http: &reqwest::Client, plan: &Plan, phase: SentPhase) -> Phase
     let board = Arc::new(Board::new(indicatif::ProgressBar::hidden()));
     let mut handles = Vec::new();
     for (effect, queued) in EFFECTS.into_iter().zip(phase.queued) {
-        let base = match effect {
-            Effect::Profile => &plan.targets.profile,
-            Effect::Mail => &plan.targets.email,
+        // Any instance answers for all: they share the service's database.
+        let instances = match effect {
+            Effect::Profile => &plan.targets.profiles,
+            Effect::Mail => &plan.targets.emails,
         };
+        let base = instances.first().cloned().unwrap_or_default();
         let tracker = Tracker {
             http: http.clone(),
             effect,
-            base: base.clone(),
+            base,
             board: board.clone(),
         };
         handles.push(tokio::spawn(tracker.run(queued, deadline.clone())));

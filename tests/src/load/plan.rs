@@ -16,24 +16,26 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 /// profile and its sent mail.
 pub const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The three services' base URLs (`http://host:port`, no trailing slash).
+/// The base URLs (`http://host:port`, no trailing slash) of one or more instances of each
+/// service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets {
-    /// registration: `POST /users`.
-    pub registration: String,
-    /// profile: `GET /profiles/{id}`.
-    pub profile: String,
-    /// email: `GET /emails?to=`.
-    pub email: String,
+    /// registration's instances, taken in turn for `POST /users`.
+    pub registrations: Vec<String>,
+    /// profile's instances: their counters add up; the first answers
+    /// `GET /profiles/{id}` for all (they share one database).
+    pub profiles: Vec<String>,
+    /// email's instances: likewise, with `GET /emails?to=`.
+    pub emails: Vec<String>,
 }
 
 impl Targets {
     /// The services' default local ports (8080, 8082, 8081).
     pub fn local() -> Self {
         Self {
-            registration: "http://127.0.0.1:8080".to_owned(),
-            profile: "http://127.0.0.1:8082".to_owned(),
-            email: "http://127.0.0.1:8081".to_owned(),
+            registrations: vec!["http://127.0.0.1:8080".to_owned()],
+            profiles: vec!["http://127.0.0.1:8082".to_owned()],
+            emails: vec!["http://127.0.0.1:8081".to_owned()],
         }
     }
 }

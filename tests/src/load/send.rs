@@ -105,13 +105,19 @@ pub(super) async fn send(
 ) -> Sent {
     let clock = Clock::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let url = Arc::new(format!("{}/users", plan.targets.registration));
+    let urls: Arc<Vec<String>> = Arc::new(
+        plan.targets
+            .registrations
+            .iter()
+            .map(|base| format!("{base}/users"))
+            .collect(),
+    );
     let mut workers = JoinSet::new();
     for _ in 0..plan.concurrency.max(1) {
         let worker = Worker {
             http: http.clone(),
             plan: plan.clone(),
-            url: url.clone(),
+            urls: urls.clone(),
             label: label.to_owned(),
             next: next.clone(),
             outlets: outlets.clone(),
@@ -169,7 +175,9 @@ fn earliest(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<SystemTime> 
 struct Worker {
     http: reqwest::Client,
     plan: Plan,
-    url: Arc<String>,
+    /// `POST /users` of each registration instance; sign-up `i` goes to the `i`-th,
+    /// round the list.
+    urls: Arc<Vec<String>>,
     label: String,
     next: Arc<AtomicUsize>,
     outlets: Outlets,
@@ -230,9 +238,13 @@ impl Worker {
     /// the kind of failure when there was no answer).
     async fn post(&self, index: usize, address: &str) -> Result<String, String> {
         let body = json!({ "email": address, "display_name": format!("Load user {index}") });
+        let url = self
+            .urls
+            .get(index % self.urls.len().max(1))
+            .ok_or_else(|| "no registration instance".to_owned())?;
         let response = self
             .http
-            .post(self.url.as_str())
+            .post(url.as_str())
             .json(&body)
             .send()
             .await

@@ -251,12 +251,12 @@ impl TestSystem {
         BurstTarget::new(self.processes.base_urls(Service::Registration))
     }
 
-    /// The first instances' base URLs, for the load generator ([`crate::load::run`]).
+    /// Every instance's base URL, for the load generator ([`crate::load::run`]).
     pub fn load_targets(&self) -> crate::load::Targets {
         crate::load::Targets {
-            registration: self.processes.base_url(Service::Registration, 0),
-            profile: self.processes.base_url(Service::Profile, 0),
-            email: self.processes.base_url(Service::Email, 0),
+            registrations: self.processes.base_urls(Service::Registration),
+            profiles: self.processes.base_urls(Service::Profile),
+            emails: self.processes.base_urls(Service::Email),
         }
     }
 

@@ -176,13 +176,7 @@ async fn an_erasure_reaches_every_service_and_leaves_no_address() {
 async fn a_registration_redriven_after_the_erasure_changes_nothing() {
     let mut system = TestSystem::start().await;
     let topology = system.topology().clone();
-    for service in [Service::Email, Service::Profile] {
-        let stopped = system
-            .processes()
-            .terminate(service, 0, Duration::from_secs(10))
-            .await;
-        assert!(stopped.is_some(), "{} stops", service.name());
-    }
+    system.processes().stop_consumers().await;
     let address = "too.late@example.org";
     let user_id = system.registration().sign_up_ok(address, "Too Late").await;
 

@@ -117,6 +117,15 @@ impl Processes {
         self.instance(service, number).terminate(timeout).await
     }
 
+    /// SIGTERM to the first email and profile instances, each given 10 s to drain and
+    /// exit: for a test that wants events to wait in the queues, unconsumed.
+    pub async fn stop_consumers(&mut self) {
+        for service in [Service::Email, Service::Profile] {
+            let stopped = self.terminate(service, 0, Duration::from_secs(10)).await;
+            assert!(stopped.is_some(), "{} stops", service.name());
+        }
+    }
+
     /// Starts instance `number` of `service` again, after a kill or a clean exit: same
     /// environment, same port (so its URL is unchanged), log appended to. Waits until it
     /// is ready.

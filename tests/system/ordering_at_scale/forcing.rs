@@ -24,29 +24,10 @@ pub(super) async fn hold_back_registrations(
     system: &mut TestSystem,
     broker: &Broker,
 ) -> (Vec<User>, Vec<Held>) {
-    for service in [Service::Email, Service::Profile] {
-        let stopped = system
-            .processes()
-            .terminate(service, 0, Duration::from_secs(10))
-            .await;
-        assert!(stopped.is_some(), "{} stops", service.name());
-    }
+    system.processes().stop_consumers().await;
     let system = &*system;
     let users: Vec<User> = stream::iter(0..LATE_USERS)
-        .map(|n| async move {
-            let address = format!("late{n:03}@ordering.example.org");
-            let through = n % REGISTRATIONS;
-            let id = system
-                .registration_of(through)
-                .sign_up_ok(&address, &format!("Late {n}"))
-                .await;
-            User {
-                id,
-                address,
-                signed_up_through: through,
-                fate: Fate::Overtaken,
-            }
-        })
+        .map(|n| sign_up(system, "late", n, Fate::Overtaken))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -64,18 +45,7 @@ pub(super) async fn hold_back_registrations(
     }
 
     stream::iter(&users)
-        .for_each_concurrent(CONCURRENCY, |user| async move {
-            let response = system
-                .registration_of(user.other_registration())
-                .delete_user(&user.id)
-                .await;
-            assert_eq!(
-                response.status(),
-                StatusCode::NO_CONTENT,
-                "DELETE {}",
-                user.id
-            );
-        })
+        .for_each_concurrent(CONCURRENCY, |user| delete(system, user))
         .await;
     for queue in USER_DELETED_QUEUES.map(|queue| topology.queue(queue)) {
         wait_for_ready(broker, &queue, LATE_USERS).await;
@@ -162,30 +132,10 @@ pub(super) async fn wait_until_erased(system: &TestSystem, users: &[User]) {
 pub(super) async fn race(system: &TestSystem) -> Vec<User> {
     stream::iter(0..RACING_USERS)
         .map(|n| async move {
-            let address = format!("user{n:03}@ordering.example.org");
-            let through = n % REGISTRATIONS;
-            let id = system
-                .registration_of(through)
-                .sign_up_ok(&address, &format!("User {n}"))
-                .await;
             let fate = if n % 3 == 0 { Fate::Kept } else { Fate::Raced };
-            let user = User {
-                id,
-                address,
-                signed_up_through: through,
-                fate,
-            };
+            let user = sign_up(system, "user", n, fate).await;
             if fate == Fate::Raced {
-                let response = system
-                    .registration_of(user.other_registration())
-                    .delete_user(&user.id)
-                    .await;
-                assert_eq!(
-                    response.status(),
-                    StatusCode::NO_CONTENT,
-                    "DELETE {}",
-                    user.id
-                );
+                delete(system, &user).await;
             }
             user
         })
@@ -206,4 +156,36 @@ pub(super) async fn redrive(broker: &Broker, held: Vec<Held>) {
             .await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Signs up user `n` of a group (address `<group><n>@ordering.example.org`) through the
+/// registrations in turn.
+async fn sign_up(system: &TestSystem, group: &str, n: usize, fate: Fate) -> User {
+    let address = format!("{group}{n:03}@ordering.example.org");
+    let through = n % REGISTRATIONS;
+    let id = system
+        .registration_of(through)
+        .sign_up_ok(&address, &format!("{group} {n}"))
+        .await;
+    User {
+        id,
+        address,
+        signed_up_through: through,
+        fate,
+    }
+}
+
+/// Deletes `user` through the registration it did not sign up through: the deletion's
+/// event leaves through the other relay.
+async fn delete(system: &TestSystem, user: &User) {
+    let response = system
+        .registration_of(user.other_registration())
+        .delete_user(&user.id)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "DELETE {}",
+        user.id
+    );
 }

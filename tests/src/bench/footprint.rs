@@ -140,6 +140,23 @@ impl Counters {
         .execute(&mut admin)
         .await?;
         admin.close().await?;
+        match self.reserve(&wal_database).await {
+            Ok((wal, before)) => Ok(Measuring {
+                counters: self.clone(),
+                wal,
+                wal_database,
+                before,
+            }),
+            Err(error) => {
+                drop_database(&wal_database).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Connects to the measurement's database, installs `pg_walinspect` there, holds
+    /// the WAL with a temporary slot and takes the first reading.
+    async fn reserve(&self, wal_database: &str) -> anyhow::Result<(PgConnection, Reading)> {
         let mut wal =
             PgConnection::connect(&format!("{}/{wal_database}", defaults::POSTGRES_BASE)).await?;
         sqlx::query("create extension pg_walinspect")
@@ -147,17 +164,12 @@ impl Counters {
             .await
             .context("installing pg_walinspect (PostgreSQL 15's contrib)")?;
         sqlx::query("select pg_create_physical_replication_slot($1, true, true)")
-            .bind(&wal_database)
+            .bind(wal_database)
             .execute(&mut wal)
             .await
             .context("a temporary replication slot keeping the phase's WAL")?;
         let before = self.read(&mut wal).await?;
-        Ok(Measuring {
-            counters: self.clone(),
-            wal,
-            wal_database,
-            before,
-        })
+        Ok((wal, before))
     }
 
     async fn read(&self, db: &mut PgConnection) -> anyhow::Result<Reading> {
@@ -200,43 +212,30 @@ impl Counters {
 impl Measuring {
     /// Takes the second reading, reads the WAL in between, removes what the measurement
     /// created, and returns the costs per sign-up of `sign_ups`.
-    pub(super) async fn finish(mut self, sign_ups: usize) -> anyhow::Result<Footprint> {
-        let after = self.counters.read(&mut self.wal).await?;
-        let names: Vec<String> = self
-            .counters
-            .databases
-            .iter()
-            .map(|(_, name)| name.clone())
-            .collect();
-        let wal: Vec<(String, i64, i64)> = sqlx::query_as(WAL_BY_DATABASE)
-            .bind(&self.before.wal_position)
-            .bind(&after.wal_position)
-            .bind(&names)
-            .fetch_all(&mut self.wal)
-            .await
-            .context("reading the phase's WAL")?;
-        self.wal.close().await?;
-        let mut admin = admin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database {}",
-            self.wal_database
-        )))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
+    pub(super) async fn finish(self, sign_ups: usize) -> anyhow::Result<Footprint> {
+        let Self {
+            counters,
+            mut wal,
+            wal_database,
+            before,
+        } = self;
+        let read = read_after(&counters, &before, &mut wal).await;
+        // Whatever the reading gave, the slot (with the connection) and the database go.
+        let closed = wal.close().await;
+        drop_database(&wal_database).await?;
+        closed?;
+        let (after, by_database) = read?;
 
-        let before = &self.before;
         let per = |count: f64| count / sign_ups.max(1) as f64;
         let cpu = |before: std::time::Duration, after: std::time::Duration| {
             per(after.saturating_sub(before).as_secs_f64() * 1000.0)
         };
-        let databases = self
-            .counters
+        let databases = counters
             .databases
             .iter()
             .enumerate()
             .map(|(index, (service, name))| {
-                let (commits, wal_bytes) = wal
+                let (commits, wal_bytes) = by_database
                     .iter()
                     .find(|(database, _, _)| database == name)
                     .map_or((0, 0), |(_, commits, bytes)| (*commits, *bytes));
@@ -257,6 +256,41 @@ impl Measuring {
             rabbitmq_cpu_ms: cpu(before.rabbitmq_cpu, after.rabbitmq_cpu),
         })
     }
+}
+
+/// The second reading, and each service database's commits and WAL bytes between the
+/// two.
+async fn read_after(
+    counters: &Counters,
+    before: &Reading,
+    wal: &mut PgConnection,
+) -> anyhow::Result<(Reading, Vec<(String, i64, i64)>)> {
+    let after = counters.read(wal).await?;
+    let names: Vec<String> = counters
+        .databases
+        .iter()
+        .map(|(_, name)| name.clone())
+        .collect();
+    let by_database = sqlx::query_as(WAL_BY_DATABASE)
+        .bind(&before.wal_position)
+        .bind(&after.wal_position)
+        .bind(&names)
+        .fetch_all(wal)
+        .await
+        .context("reading the phase's WAL")?;
+    Ok((after, by_database))
+}
+
+/// Drops the measurement's own database.
+async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let mut admin = admin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {name}"
+    )))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(())
 }
 
 /// A connection to the server's `postgres` database, for creating and dropping.

@@ -36,23 +36,26 @@ pub struct Phase {
     pub ratio_to_limit: Option<f64>,
     /// For a rate phase: whether the system kept up with the offered rate.
     pub kept_up: bool,
-    /// What a sign-up cost the broker and the database.
-    pub footprint: Footprint,
+    /// What a sign-up cost the broker and the database; `None` if it could not be
+    /// measured (a PostgreSQL without `pg_walinspect`, a user who may not read the WAL).
+    pub footprint: Option<Footprint>,
 }
 
 impl Phase {
     /// CPU ms per completed sign-up of the processes called `name` (all instances of a
     /// service together).
     pub fn cpu_per_signup(&self, name: &str) -> Option<f64> {
-        let mut named = self
+        let named: Vec<f64> = self
             .usage
             .iter()
             .filter(|usage| usage.name == name)
-            .peekable();
-        named.peek()?;
-        let cpu_ms: f64 = named.map(|usage| usage.cpu_ms).sum();
+            .map(|usage| usage.cpu_ms)
+            .collect();
+        if named.is_empty() {
+            return None;
+        }
         let done = self.report.completed.max(1);
-        Some(cpu_ms / done as f64)
+        Some(named.iter().sum::<f64>() / done as f64)
     }
 }
 
@@ -151,13 +154,24 @@ async fn phase(
     counters: &Counters,
 ) -> anyhow::Result<Phase> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let measuring = counters.start().await?;
+    let measuring = counters
+        .start()
+        .await
+        .inspect_err(|error| eprintln!("{name}: not measuring the servers' cost: {error:#}"))
+        .ok();
     // Usage is measured while the load runs and until the counters say it is complete;
     // reading each sign-up's timestamps afterwards is the generator's business (and
     // comes after the footprint's second reading, which it would disturb).
     let (driven, usage) = usage::during(watched, load::drive(plan)).await;
     let driven = driven?;
-    let footprint = measuring.finish(driven.accepted()).await?;
+    let footprint = match measuring {
+        Some(measuring) => measuring
+            .finish(driven.accepted())
+            .await
+            .inspect_err(|error| eprintln!("{name}: the servers' cost not read: {error:#}"))
+            .ok(),
+        None => None,
+    };
     let report = driven.collect().await;
     let kept_up = !report.timed_out
         && report.all_complete()

@@ -257,7 +257,10 @@ fn server_costs(out: &mut String, phases: &[Phase]) {
         "MQ ms"
     );
     for phase in phases {
-        let footprint = &phase.footprint;
+        let Some(footprint) = &phase.footprint else {
+            let _ = writeln!(out, "{:<11} not measured", phase.name);
+            continue;
+        };
         let each = |pick: fn(&DatabaseCost) -> f64, precision: usize| {
             footprint
                 .databases
@@ -279,15 +282,17 @@ fn server_costs(out: &mut String, phases: &[Phase]) {
             footprint.rabbitmq_cpu_ms
         );
     }
-    let growth = phases.first().map(|phase| {
-        phase
-            .footprint
-            .databases
-            .iter()
-            .map(|database| format!("{} {:.0}", database.service, database.growth_bytes))
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+    let growth = phases
+        .first()
+        .and_then(|phase| phase.footprint.as_ref())
+        .map(|footprint| {
+            footprint
+                .databases
+                .iter()
+                .map(|database| format!("{} {:.0}", database.service, database.growth_bytes))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
     if let Some(growth) = growth {
         let _ = writeln!(
             out,

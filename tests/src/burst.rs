@@ -167,7 +167,7 @@ pub struct BurstOutcome {
     pub accepted: BTreeMap<String, String>,
     /// Sign-ups answered with a `4xx` (a bug in a test that only sends valid ones).
     pub rejected: Vec<Rejection>,
-    /// Sign-ups still failing after [`SIGN_UP_PATIENCE`].
+    /// Sign-ups still failing after `SIGN_UP_PATIENCE`.
     pub abandoned: Vec<String>,
     /// Requests that failed and were sent again: a measure of how much the faults hurt.
     pub retried_requests: usize,
@@ -315,7 +315,7 @@ async fn run(target: BurstTarget, plan: BurstPlan, progress: watch::Sender<usize
 }
 
 /// Signs up user `index`, retrying with the same `Idempotency-Key` until a definitive
-/// answer or [`SIGN_UP_PATIENCE`].
+/// answer or `SIGN_UP_PATIENCE`.
 async fn sign_up(target: &BurstTarget, index: usize, retried: &AtomicUsize) -> SignUp {
     let address = address(index);
     let body = json!({ "email": address, "display_name": format!("User {index}") });

@@ -27,7 +27,7 @@
 //!   OTLP receiver, proxies and TLS endpoints the tests own;
 //! - [`binaries`], [`process`], [`broker`]: building and running the service binaries,
 //!   and talking to RabbitMQ directly;
-//! - [`load`]: the load generator (the `load` tool), [`bench`]: the benchmark (the
+//! - [`load`]: the load generator (the `load` tool), [`bench`](mod@bench): the benchmark (the
 //!   `bench` tool), and [`procfs`]: CPU time and memory of processes, for both.
 
 pub mod bench;

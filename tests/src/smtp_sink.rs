@@ -12,7 +12,7 @@
 //! # Layout
 //!
 //! As in mini-redis, the protocol is kept apart from the transport:
-//! [`Session`] is a pure state machine from one command line to one [`Step`], with
+//! `Session` is a pure state machine from one command line to one `Step`, with
 //! no I/O, and `serve_connection` owns the socket and does what the step says.
 //!
 //! # Fault injection

@@ -14,15 +14,15 @@
 //! - [`store`]: SQL for the welcome mails.
 //! - [`http`]: `GET /emails?to=`.
 
-/// The `user.deleted.v1` handler: erase the user's mail records.
+// The `user.deleted.v1` handler: erase the user's mail records.
 pub mod erasure;
-/// `GET /emails?to=`.
+// `GET /emails?to=`.
 pub mod http;
-/// The SMTP client and the welcome mail's content.
+// The SMTP client and the welcome mail's content.
 pub mod mailer;
-/// SQL for the welcome mails.
+// SQL for the welcome mails.
 pub mod store;
-/// The event handler: accept, send once, record.
+// The event handler: accept, send once, record.
 pub mod welcome;
 
 use std::sync::Arc;

@@ -11,11 +11,11 @@
 //! - [`store`]: SQL for profiles.
 //! - [`http`]: `GET /profiles/{user_id}`.
 
-/// `GET /profiles/{user_id}`.
+// `GET /profiles/{user_id}`.
 pub mod http;
-/// The event handlers that project events into profiles.
+// The event handlers that project events into profiles.
 pub mod projection;
-/// SQL for profiles.
+// SQL for profiles.
 pub mod store;
 
 use std::sync::Arc;

@@ -5,17 +5,17 @@
 
 /// Settings from flags and environment variables.
 pub mod config;
-/// Parsed input types: an `EmailAddress` or `DisplayName` that exists is valid.
+// Parsed input types: an `EmailAddress` or `DisplayName` that exists is valid.
 pub mod domain;
-/// The HTTP API: routes, error mapping, idempotency.
+// The HTTP API: routes, error mapping, idempotency.
 pub mod http;
-/// The outbox table end to end: written with the user in one statement, the relay that
-/// publishes it, the backlog gauges, the event log's retention and replay, and the one page
-/// that follows a sign-up's trace context from the HTTP request to the consumers.
+// The outbox table end to end: written with the user in one statement, the relay that
+// publishes it, the backlog gauges, the event log's retention and replay, and the one page
+// that follows a sign-up's trace context from the HTTP request to the consumers.
 pub mod outbox;
-/// Concurrent sign-ups written together: one statement and one commit per batch.
+// Concurrent sign-ups written together: one statement and one commit per batch.
 pub mod sign_ups;
-/// Building and running the app.
+// Building and running the app.
 pub mod startup;
-/// SQL for users and idempotency keys.
+// SQL for users and idempotency keys.
 pub mod store;

@@ -20,12 +20,12 @@
 
 /// Connecting, and the reconnect loop every broker session runs under.
 pub mod connection;
-/// The consume loop: decode, call the handler, ack / retry / dead-letter.
+// The consume loop: decode, call the handler, ack / retry / dead-letter.
 pub mod consumer;
-/// Listing and redriving dead-lettered messages (the `dlq` subcommand).
+// Listing and redriving dead-lettered messages (the `dlq` subcommand).
 pub mod dead_letters;
 mod error;
-/// The headers this system reads and writes, behind one typed value.
+// The headers this system reads and writes, behind one typed value.
 pub mod headers;
 /// What a handler returns.
 pub mod outcome;
@@ -33,7 +33,7 @@ pub mod outcome;
 pub mod publisher;
 /// The backoff schedule and the attempt counter in the headers.
 pub mod retry;
-/// TLS settings carried in the AMQP URL (`cacertfile`, `certfile`, `keyfile`).
+// TLS settings carried in the AMQP URL (`cacertfile`, `certfile`, `keyfile`).
 mod tls;
 /// Exchange, work queues, delay queues and dead-letter queues, by name.
 pub mod topology;

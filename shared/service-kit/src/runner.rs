@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 
-/// The whole of a service binary's run: with [`run`]'s telemetry and signal, builds the
+/// The whole of a service binary's run: with `run`'s telemetry and signal, builds the
 /// app with `build` (which binds first, so `/healthz` and `/readyz` answer while it waits
 /// for its database, see [`App::bind`]) and runs it. A signal while it is still being
 /// built stops it there: nothing has started that needs draining, and a migration that

@@ -14,7 +14,7 @@
 mod logs;
 /// The process-wide Prometheus recorder behind every service's `/metrics`.
 pub mod metrics;
-/// The span exporter's HTTP(S) client.
+// The span exporter's HTTP(S) client.
 mod otlp_http;
 mod traces;
 

@@ -5,8 +5,9 @@
 //!
 //! - [`Isolation`]: a database and a topology prefix of the test's own, so tests run in
 //!   parallel on one PostgreSQL and one RabbitMQ without seeing each other.
-//! - [`RunningApp`]: the built [`App`] running until `/readyz` says 200, the HTTP client to
-//!   drive it with, and [`RunningApp::stop`], which stops it as SIGTERM would.
+//! - [`RunningApp`]: the built [`App`](service_kit::app::App) running until `/readyz` says
+//!   200, the HTTP client to drive it with, and [`RunningApp::stop`], which stops it as
+//!   SIGTERM would.
 //! - [`Cleanup`]: what the app created (its database, exchange and queues), removed when it
 //!   stops, or best effort when a test panics first.
 //!

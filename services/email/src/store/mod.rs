@@ -1,9 +1,9 @@
 //! SQL for the welcome mails: writing them (here), reading them for `GET /emails`
-//! ([`read`]), erasing a user's ([`erasure`]).
+//! (`read`), erasing a user's (`erasure`).
 
-/// Erasing a user's mail records.
+// Erasing a user's mail records.
 mod erasure;
-/// The mails to one address, for `GET /emails`.
+// The mails to one address, for `GET /emails`.
 mod read;
 
 use service_kit::pii::{Column, PiiError, SealedColumn, SealedTable, Sealer};

@@ -19,7 +19,7 @@
 //! The one remaining window (the process dies after the SMTP server took a mail but before
 //! `sent` is committed) sends it again on redelivery, with the same Message-ID.
 
-/// What a batch's mails came to, event by event.
+// What a batch's mails came to, event by event.
 mod outcome;
 
 use std::time::Duration;

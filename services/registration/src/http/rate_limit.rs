@@ -72,7 +72,7 @@ impl SignUpRateLimit {
         })
     }
 
-    /// Forgets idle clients every [`FORGET_INTERVAL`] until `shutdown`.
+    /// Forgets idle clients every `FORGET_INTERVAL` until `shutdown`.
     pub async fn forget_idle_clients(self, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(FORGET_INTERVAL);
         loop {

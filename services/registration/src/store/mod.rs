@@ -2,13 +2,13 @@
 //! Runtime-checked queries (`query_as` + `FromRow`): see docs/decisions/0002 for why not
 //! the compile-time macros. Each statement runs in a `service_kit::db_span!` client span.
 
-/// Erasing a user: lock, then delete in one statement.
+// Erasing a user: lock, then delete in one statement.
 mod erasure;
-/// The `Idempotency-Key` records.
+// The `Idempotency-Key` records.
 mod idempotency;
-/// Sealing what is clear, and re-sealing what an older key sealed.
+// Sealing what is clear, and re-sealing what an older key sealed.
 mod sealing;
-/// Users: the batch insert with their events, and the read-back.
+// Users: the batch insert with their events, and the read-back.
 mod users;
 
 use std::sync::Arc;

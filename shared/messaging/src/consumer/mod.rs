@@ -4,7 +4,8 @@
 //! I/O thread and its frame buffers (about 8 MiB resident with lapin's defaults).
 //!
 //! # Layout
-//! - [`args`]: the settings and the `dlq` subcommand every consuming binary offers.
+//! - [`args`]: the settings and the `dlq` subcommand every
+//!   consuming binary offers.
 //! - `session`: one queue's consuming on the shared connection; ends when the
 //!   connection does.
 //! - `delivery`: one message, from decoding to its ack, inside its processing span.
@@ -12,9 +13,11 @@
 //! - `metrics`: what the loop counts, described next to where it is counted.
 //!
 //! # The path of a poison message
-//! An undecodable body, or a handler that says [`HandlerOutcome::Reject`], is copied to
+//! An undecodable body, or a handler that says
+//! [`HandlerOutcome::Reject`], is copied to
 //! `<queue>.dlq` with the reason in its headers (`forward::dead_letter`), and the original
-//! is acked once the copy is confirmed. A [`HandlerOutcome::Retry`] copies the message to
+//! is acked once the copy is confirmed. A
+//! [`HandlerOutcome::Retry`] copies the message to
 //! the delay queue of its attempt (`forward::retry_later`); after the last attempt it is
 //! dead-lettered as `exhausted`. A message that keeps crashing the consumer before any
 //! verdict is moved to the DLQ by the broker itself after the delivery limit (see

@@ -1,4 +1,5 @@
-//! The AMQP headers this system reads and writes, behind one typed [`Headers`] value.
+//! The AMQP headers this system reads and writes, behind one typed
+//! [`Headers`] value.
 //!
 //! Every header the consumer, the retry path, the DLQ tooling and the producers touch is
 //! named here once, and read or written through a method that knows its AMQP type, so no
@@ -8,7 +9,8 @@
 //! `x-first-death-queue`, `x-delivery-count`), and a name of ours there could one day
 //! collide with one it defines. Earlier releases wrote `x-attempt`, `x-dead-letter-reason`,
 //! …; messages with those names may still wait in delay and dead-letter queues, so
-//! [`Headers::of`] reads them under the new names ([`LEGACY_NAMES`]).
+//! `Headers::of` reads them under the new names
+//! ([`LEGACY_NAMES`]).
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::Context;
@@ -46,7 +48,7 @@ pub const REPLAYED: &str = "replayed";
 pub const MAX_REASON_CHARS: usize = 1_000;
 
 /// The names earlier releases wrote, each with today's name: read as today's by
-/// [`Headers::of`], never written. Remove once no message with them can be left in a
+/// `Headers::of`, never written. Remove once no message with them can be left in a
 /// queue (the longest a message waits is in a dead-letter queue, until a person acts).
 pub const LEGACY_NAMES: [(&str, &str); 9] = [
     ("x-attempt", ATTEMPT),

@@ -107,7 +107,7 @@ impl Topology {
 
     /// The exchanges a consumer of `queue` needs: the events exchange and the replay
     /// exchange (which it binds to, and may declare, see
-    /// [`Self::declare_consumer_queues`]), then its own forwarding exchange.
+    /// `declare_consumer_queues`), then its own forwarding exchange.
     pub fn declared_consumer_exchanges(&self, queue: &str) -> Vec<DeclaredExchange> {
         vec![
             self.declared_exchange(),

@@ -27,7 +27,8 @@ impl Subscription {
 /// Makes a handler's [`QueueConsumer`], given where and how to read.
 pub(super) type MakeConsumer = Box<dyn FnOnce(ConsumerConfig) -> QueueConsumer + Send>;
 
-/// The service's handlers, one per event type, as [`ConsumerService::build`] takes them.
+/// The service's handlers, one per event type, as
+/// [`ConsumerService::build`](super::ConsumerService::build) takes them.
 #[derive(Default)]
 pub struct Handlers {
     pub(super) consumers: Vec<(&'static str, MakeConsumer)>,

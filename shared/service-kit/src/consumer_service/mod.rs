@@ -9,7 +9,7 @@
 //! order (they could anyway: retries through delay queues and redrives overtake); the
 //! handlers order them by the envelope's per-user `sequence`.
 
-/// Subscriptions and handlers.
+// Subscriptions and handlers.
 mod handlers;
 
 use std::{future::Future, time::Duration};

@@ -132,14 +132,7 @@ impl Counters {
             "bench_wal_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..10]
         );
-        let mut admin = admin().await?;
-        // The name is the measurement's own, made of hex digits.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "create database {wal_database}"
-        )))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
+        administer(format!("create database {wal_database}")).await?;
         match self.reserve(&wal_database).await {
             Ok((wal, before)) => Ok(Measuring {
                 counters: self.clone(),
@@ -283,19 +276,18 @@ async fn read_after(
 
 /// Drops the measurement's own database.
 async fn drop_database(name: &str) -> anyhow::Result<()> {
-    let mut admin = admin().await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists {name}"
-    )))
-    .execute(&mut admin)
-    .await?;
-    admin.close().await?;
-    Ok(())
+    administer(format!("drop database if exists {name}")).await
 }
 
-/// A connection to the server's `postgres` database, for creating and dropping.
-async fn admin() -> anyhow::Result<PgConnection> {
-    PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE))
+/// Runs `statement` (creating or dropping the measurement's database, whose name is its
+/// own, made of hex digits) on the server's `postgres` database.
+async fn administer(statement: String) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(&format!("{}/postgres", defaults::POSTGRES_BASE))
         .await
-        .context("connecting to PostgreSQL")
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
 }
